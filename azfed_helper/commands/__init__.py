@@ -1,0 +1,1 @@
+"""Command-line front ends: each module has ``configure(parser)`` and ``run(args) -> int``."""

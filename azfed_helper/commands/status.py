@@ -1,0 +1,85 @@
+"""``azfed-helper status``: report on the token file; exit 1 when it is not good enough.
+
+Usable as a Kubernetes exec probe or a monitoring check. Never prints the token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from .. import idtoken, options, tokenfile
+from ..config import resolve
+from ..durations import format_duration
+from ..errors import EXIT_RUNTIME, AzfedError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    options.add_token_file(parser)
+    parser.add_argument("--audience", metavar="AUD", help="expected audience (env AZFED_AUDIENCE)")
+    parser.add_argument(
+        "--min-remaining",
+        metavar="DURATION",
+        help="least lifetime that still counts as healthy (default 10m: the readers' reuse window)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def inspect(path: str, audience: str, min_remaining: float, now: float) -> dict[str, object]:
+    """The status report as data: ``ok``, a ``reason`` when not ok, and the claims when readable."""
+    report: dict[str, object] = {"path": path, "ok": False}
+    try:
+        token = tokenfile.read(path)
+    except AzfedError as exc:
+        report["reason"] = exc.message
+        return report
+    if token is None:
+        report["reason"] = f"token file {path} does not exist"
+        return report
+    report["claims"] = token.summary()
+    report["remaining_seconds"] = int(token.remaining(now))
+    try:
+        idtoken.validate(token, audience, now)
+    except AzfedError as exc:
+        report["reason"] = exc.message
+        return report
+    if token.remaining(now) < min_remaining:
+        report["reason"] = (
+            f"the token expires in {format_duration(token.remaining(now))}, less than the "
+            f"required {format_duration(min_remaining)}"
+        )
+        return report
+    report["ok"] = True
+    return report
+
+
+def _print_human(report: dict[str, object]) -> None:
+    print(f"token file: {report['path']}")
+    claims = report.get("claims")
+    if isinstance(claims, dict):
+        for key in ("iss", "sub", "aud", "email"):
+            if key in claims:
+                print(f"  {key}: {claims[key]}")
+        for key in ("iat", "exp"):
+            if isinstance(claims.get(key), (int, float)):
+                print(f"  {key}: {_iso(claims[key])} ({int(claims[key])})")
+        remaining = report.get("remaining_seconds")
+        if isinstance(remaining, int):
+            print(f"  remaining: {format_duration(remaining)}")
+    print("status: ok" if report["ok"] else f"status: NOT OK: {report['reason']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resolve(args)
+    path = settings.require_token_file()
+    report = inspect(path, settings.audience, settings.min_remaining, time.time())
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        _print_human(report)
+    return 0 if report["ok"] else EXIT_RUNTIME

@@ -1,0 +1,131 @@
+"""The Google ID token as a value: unverified decode and the checks Entra will make.
+
+We never verify the signature here (Entra does, against Google's JWKS); we check the claims that
+decide whether Entra will accept the token, so a bad token is refused before it reaches the file.
+Standard library only: this module sits on the no-op ``write`` path.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+
+from .errors import InvalidTokenError
+
+GOOGLE_ISSUER = "https://accounts.google.com"
+DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
+# Entra refuses assertions whose lifetime (exp - iat) exceeds 25 hours (AADSTS70023).
+MAX_LIFETIME = 25 * 3600
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+class IdToken:
+    """An immutable decoded JWT: the raw compact form plus its claims."""
+
+    __slots__ = ("claims", "raw")
+
+    raw: str
+    claims: dict[str, object]
+
+    def __init__(self, raw: str, claims: dict[str, object]) -> None:
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "claims", claims)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("IdToken is immutable")
+
+    def __repr__(self) -> str:  # never show the token itself
+        return f"IdToken(sub={self.claims.get('sub')!r}, exp={self.claims.get('exp')!r})"
+
+    @property
+    def expires_at(self) -> float:
+        return _number(self.claims.get("exp"))
+
+    @property
+    def issued_at(self) -> float:
+        return _number(self.claims.get("iat"))
+
+    def remaining(self, now: float) -> float:
+        """Seconds of life left at ``now`` (negative once expired)."""
+        return self.expires_at - now
+
+    def summary(self) -> dict[str, object]:
+        """The claims worth showing a person: never the token."""
+        keys = ("iss", "sub", "aud", "email", "iat", "exp")
+        return {key: self.claims[key] for key in keys if key in self.claims}
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _b64decode(segment: str) -> bytes:
+    padded = segment.encode("ascii") + b"=" * (-len(segment) % 4)
+    return binascii.a2b_base64(padded.translate(_URLSAFE))
+
+
+def decode(raw: str | bytes) -> IdToken:
+    """Decode a compact JWT without verifying it; raise InvalidTokenError if it is not one."""
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    text = text.strip()
+    parts = text.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        raise InvalidTokenError(
+            "the token is not a JWT (expected three dot-separated parts)", claim="format"
+        )
+    try:
+        header = json.loads(_b64decode(parts[0]))
+        claims = json.loads(_b64decode(parts[1]))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidTokenError(f"the token is not a valid JWT: {exc}", claim="format") from exc
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise InvalidTokenError("the token's header or claims are not JSON objects", claim="format")
+    return IdToken(text, claims)
+
+
+def audiences(token: IdToken) -> list[str]:
+    aud = token.claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    if isinstance(aud, list):
+        return [item for item in aud if isinstance(item, str)]
+    return []
+
+
+def validate(token: IdToken, audience: str, now: float, min_remaining: float = 0) -> IdToken:
+    """Check the claims Entra checks; raise InvalidTokenError naming the first claim that fails."""
+    claims = token.claims
+    if claims.get("iss") != GOOGLE_ISSUER:
+        raise InvalidTokenError(
+            f"claim 'iss' is {claims.get('iss')!r}, expected {GOOGLE_ISSUER!r}",
+            "the token must be a Google ID token; check the token source",
+            claim="iss",
+        )
+    if audience not in audiences(token):
+        raise InvalidTokenError(
+            f"claim 'aud' is {claims.get('aud')!r}, expected {audience!r}",
+            "request the token for the audience the Azure federated credential names (--audience)",
+            claim="aud",
+        )
+    if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
+        raise InvalidTokenError("claim 'sub' is missing", claim="sub")
+    for name in ("iat", "exp"):
+        if not _number(claims.get(name)):
+            raise InvalidTokenError(
+                f"claim '{name}' is missing or not a number",
+                "Entra needs both iat and exp (AADSTS70023)",
+                claim=name,
+            )
+    if token.expires_at - token.issued_at > MAX_LIFETIME:
+        raise InvalidTokenError(
+            "the token's lifetime (exp - iat) exceeds 25 hours; Entra refuses it (AADSTS70023)",
+            claim="exp",
+        )
+    if token.remaining(now) <= min_remaining:
+        state = "expired" if token.remaining(now) <= 0 else "about to expire"
+        raise InvalidTokenError(
+            f"the token is {state} (claim 'exp' is {int(token.expires_at)}, now is {int(now)})",
+            "check the machine's clock; a source that hands out stale tokens is retried later",
+            claim="exp",
+        )
+    return token

@@ -1,0 +1,78 @@
+"""Timing helpers for the benchmarks: median wall time of a child process, blocking wait.
+
+``subprocess.run(timeout=...)`` polls with growing sleeps and rounds short children up, so we
+time ``Popen.wait()`` and rely on a watchdog thread for runaway children instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+
+def median_seconds(argv: Sequence[str], runs: int = 30, env: dict[str, str] | None = None) -> float:
+    """Median wall time of ``argv`` over ``runs`` runs (after two warm-up runs)."""
+    samples = []
+    for index in range(runs + 2):
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+        watchdog = threading.Timer(60, child.kill)
+        watchdog.start()
+        code = child.wait()
+        watchdog.cancel()
+        elapsed = time.perf_counter() - start
+        if code != 0:
+            raise SystemExit(f"{argv} exited {code}")
+        if index >= 2:
+            samples.append(elapsed)
+    return statistics.median(samples)
+
+
+def console_script(name: str = "azfed-helper") -> str:
+    """The console script next to this interpreter (what users run), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    found = beside if os.path.exists(beside) else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} is not installed for {sys.executable}")
+    return found
+
+
+def fake_google_token(lifetime: int = 3600) -> str:
+    """A token with the claims our checks read (signatures are Entra's business, not ours)."""
+    now = int(time.time())
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": "api://AzureADTokenExchange",
+        "sub": "112233445566778899001",
+        "iat": now,
+        "exp": now + lifetime,
+    }
+
+    def part(obj: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+def compile_package() -> None:
+    """Write our bytecode first: pip does at install, but an editable tree under
+    PYTHONDONTWRITEBYTECODE (set on our machines) would recompile every module on every run."""
+    import compileall
+
+    import azfed_helper
+
+    compileall.compile_dir(os.path.dirname(azfed_helper.__file__), quiet=1)
+
+
+def report(label: str, ours: float, base: float) -> None:
+    print(
+        f"{label}: {ours * 1000:.1f} ms vs python -c pass {base * 1000:.1f} ms = {ours / base:.2f}x"
+    )

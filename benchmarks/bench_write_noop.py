@@ -1,0 +1,30 @@
+"""No-op ``azfed-helper write`` (fresh token file) against a bare ``python -c pass``.
+
+Goal (README "Performance"): at most 2x, the interpreter's own start being the floor.
+Run: ``.venv/bin/python benchmarks/bench_write_noop.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from _timing import compile_package, console_script, fake_google_token, median_seconds, report
+
+
+def main() -> None:
+    compile_package()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "token")
+        with open(path, "w") as handle:
+            handle.write(fake_google_token())
+        os.chmod(path, 0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZFED_"))}
+        base = median_seconds([sys.executable, "-c", "pass"], env=env)
+        ours = median_seconds([console_script(), "write", "--token-file", path], env=env)
+    report("no-op write", ours, base)
+
+
+if __name__ == "__main__":
+    main()

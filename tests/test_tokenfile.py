@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from azfed_helper import tokenfile
+from azfed_helper.errors import InvalidTokenError, UsageError
+
+from .conftest import cli_env, make_jwt
+
+AUD = "api://AzureADTokenExchange"
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_write_atomic_writes_exact_bytes_with_mode(tmp_path: Path) -> None:
+    target = tmp_path / "dir" / "token"
+    target.parent.mkdir()
+    raw = make_jwt()
+    old_umask = os.umask(0o077)
+    try:
+        tokenfile.write_atomic(str(target), raw.encode(), 0o644)
+    finally:
+        os.umask(old_umask)
+    assert target.read_bytes() == raw.encode()  # no trailing newline
+    assert mode_of(target) == 0o644  # the umask does not narrow an explicit mode
+    tokenfile.write_atomic(str(target), raw.encode(), 0o600)
+    assert mode_of(target) == 0o600  # applied on rewrite too
+    assert sorted(p.name for p in target.parent.iterdir()) == ["token"]  # no temp files left
+
+
+def test_write_atomic_replaces_inode(tmp_path: Path) -> None:
+    target = tmp_path / "token"
+    tokenfile.write_atomic(str(target), b"a.b.c")
+    before = target.stat().st_ino
+    tokenfile.write_atomic(str(target), b"d.e.f")
+    assert target.stat().st_ino != before
+
+
+def test_write_atomic_group(tmp_path: Path) -> None:
+    target = tmp_path / "token"
+    gid = os.getgid()
+    tokenfile.write_atomic(str(target), b"a.b.c", 0o640, gid)
+    assert target.stat().st_gid == gid
+    assert tokenfile.resolve_group(str(gid)) == gid
+    with pytest.raises(UsageError, match="unknown group"):
+        tokenfile.resolve_group("no-such-group-azfed")
+
+
+def test_failed_write_keeps_old_file(tmp_path: Path) -> None:
+    """A write that fails midway (file size limit: works even as root) leaves the old file whole."""
+    target = tmp_path / "token"
+    target.write_bytes(b"old.token.here")
+    script = (
+        "import resource, signal, sys\n"
+        "from azfed_helper import tokenfile\n"
+        "from azfed_helper.errors import TokenFileError\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))\n"
+        "try:\n"
+        "    tokenfile.write_atomic(sys.argv[1], b'x' * 4096)\n"
+        "except TokenFileError as exc:\n"
+        "    print(exc)\n"
+        "    sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(target)], env=cli_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 3, done.stderr
+    assert f"cannot write token file {target}" in done.stdout
+    assert target.read_bytes() == b"old.token.here"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["token"]
+
+
+def test_read_and_fresh_token(tmp_path: Path) -> None:
+    target = tmp_path / "token"
+    assert tokenfile.read(str(target)) is None
+    now = time.time()
+    target.write_text(make_jwt())
+    assert tokenfile.fresh_token(str(target), AUD, now, 600) is not None
+    assert tokenfile.fresh_token(str(target), AUD, now, 4000) is None
+    assert tokenfile.fresh_token(str(target), "other", now, 0) is None
+    target.write_text("")
+    with pytest.raises(InvalidTokenError, match="empty"):
+        tokenfile.read(str(target))
+    assert tokenfile.fresh_token(str(target), AUD, now, 0) is None
+
+
+def test_read_directory_is_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a directory"):
+        tokenfile.read(str(tmp_path))
+
+
+def test_check_target(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a directory"):
+        tokenfile.check_target(str(tmp_path), create_dirs=False)
+    nested = tmp_path / "a" / "b" / "token"
+    with pytest.raises(UsageError, match="--create-dirs"):
+        tokenfile.check_target(str(nested), create_dirs=False)
+    tokenfile.check_target(str(nested), create_dirs=True)
+    assert mode_of(nested.parent) == 0o700
