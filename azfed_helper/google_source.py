@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _IMPERSONATION_URL = re.compile(r"serviceAccounts/([^/:]+):generateAccessToken")
 _NEEDS_IMPERSONATION = ("authorized_user", "external_account", "external_account_authorized_user")
-_KNOWN_TYPES = ("service_account", "impersonated_service_account", *_NEEDS_IMPERSONATION)
+_SOURCE_TYPES = ("service_account", *_NEEDS_IMPERSONATION)
+_KNOWN_TYPES = ("impersonated_service_account", *_SOURCE_TYPES)
 
 
 class Source:
@@ -81,9 +82,14 @@ def detect(settings: Settings) -> tuple[Source, dict[str, Any] | None]:
             "external_account credentials together with --impersonate SA_EMAIL",
         )
     target = settings.impersonate
-    if kind == "external_account" and not target:
+    if kind in ("external_account", "impersonated_service_account") and not target:
         match = _IMPERSONATION_URL.search(str(info.get("service_account_impersonation_url", "")))
         target = match.group(1) if match else None
+    if kind == "impersonated_service_account" and not target:
+        raise UsageError(
+            f"impersonation file {path} names no target service account",
+            "pass --impersonate SA_EMAIL or recreate the file with gcloud",
+        )
     if kind in _NEEDS_IMPERSONATION and not target:
         raise UsageError(
             f"{kind} credentials in {path} cannot mint an ID token for an audience of your choosing",
@@ -211,46 +217,51 @@ def _id_token_credentials(
     from google.auth import impersonated_credentials
 
     _apply_iam_endpoint(settings.iam_endpoint)
+    delegates = None
     if source.kind == "impersonated_service_account":
+        # gcloud's impersonation file: build its source ourselves so that a token_uri in it is
+        # honoured exactly as for a plain key or user file.
         assert info is not None
-        if settings.impersonate:
-            info = dict(info)
-            info["service_account_impersonation_url"] = (
-                f"https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
-                f"{settings.impersonate}:generateAccessToken"
+        source_info = info.get("source_credentials")
+        if not isinstance(source_info, dict) or source_info.get("type") not in _SOURCE_TYPES:
+            raise UsageError(
+                f"impersonation file {source.path} has no usable 'source_credentials'",
+                "recreate it with `gcloud auth application-default login --impersonate-service-account`",
             )
-        target = impersonated_credentials.Credentials.from_impersonated_service_account_info(
-            info, scopes=[CLOUD_PLATFORM]
-        )
-    else:
-        target = impersonated_credentials.Credentials(
-            source_credentials=_source_credentials(source, info),
-            target_principal=source.impersonate,
-            target_scopes=[CLOUD_PLATFORM],
-        )
+        delegates = info.get("delegates") or None
+        info = source_info
+    target = impersonated_credentials.Credentials(
+        source_credentials=_source_credentials(str(info["type"]) if info else "metadata", info),
+        target_principal=source.impersonate,
+        target_scopes=[CLOUD_PLATFORM],
+        delegates=delegates,
+    )
     return impersonated_credentials.IDTokenCredentials(
         target, target_audience=audience, include_email=True
     )
 
 
 def _source_credentials(
-    source: Source, info: dict[str, Any] | None
+    kind: str, info: dict[str, Any] | None
 ) -> google.auth.credentials.Credentials:
-    """The credentials that call IAM to impersonate the target service account."""
-    if source.kind == "metadata":
+    """The credentials (of type ``kind``) that call IAM to impersonate the target account."""
+    if kind == "metadata":
         from google.auth import compute_engine
 
         return compute_engine.Credentials()
     assert info is not None
-    if source.kind == "service_account":
+    if kind == "service_account":
         from google.oauth2 import service_account
 
         return service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM])
-    if source.kind == "authorized_user":
+    if kind == "authorized_user":
         from google.oauth2 import credentials as user_credentials
 
-        return user_credentials.Credentials.from_authorized_user_info(info)
-    if source.kind == "external_account_authorized_user":
+        user = user_credentials.Credentials.from_authorized_user_info(info)
+        # google-auth ignores a file's token_uri here (it does honour it for service-account keys);
+        # honour it too, so emulators and private endpoints work the same for both kinds.
+        return user.with_token_uri(info["token_uri"]) if info.get("token_uri") else user
+    if kind == "external_account_authorized_user":
         from google.auth import external_account_authorized_user
 
         return external_account_authorized_user.Credentials.from_info(info)

@@ -113,9 +113,14 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise TokenFileError(
-            f"cannot create a temporary file in {directory}: {exc.strerror}",
-            "make the directory writable by this user",
+        # Permission and read-only errors are set-up problems (exit 2); the rest are run-time.
+        kind = (
+            UsageError if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else TokenFileError
+        )
+        raise kind(
+            f"directory {directory} is not writable: cannot create a temporary file there "
+            f"({exc.strerror})",
+            "make the directory writable by this user, or choose another --token-file",
         ) from exc
     try:
         try:

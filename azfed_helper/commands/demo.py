@@ -1,0 +1,127 @@
+"""``azfed-helper demo``: the whole flow against the embedded emulator, offline, in one run.
+
+It is the README's first command: a new user sees what the tool does before configuring anything.
+Every step uses the same code paths as the real commands; only the endpoints are emulated.
+Tokens are never printed, only their claims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..config import resolve
+from ..durations import format_duration
+from ..idtoken import decode
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator
+
+ARM_SCOPE = "https://management.azure.com/.default"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="write the demo's token file under DIR and leave it there (default: a temp dir)",
+    )
+
+
+def _step(number: int, title: str) -> None:
+    print(f"\n[{number}] {title}")
+
+
+def _show(label: str, value: object) -> None:
+    print(f"    {label:<18} {value}")
+
+
+def _claims(raw: str, keys: tuple[str, ...]) -> str:
+    claims = decode(raw).claims
+    return ", ".join(f"{key}={claims[key]}" for key in keys if key in claims)
+
+
+def _point_at(emulator: Emulator) -> None:
+    """This process only: the emulator's endpoints, as a user's CI would export them."""
+    os.environ.update(emulator.env())
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+
+def _write_token_file(directory: str) -> str:
+    from ..sync import sync_once
+
+    path = os.path.join(directory, "azure-federated-token")
+    settings = resolve(argparse.Namespace(token_file=path))
+    result = sync_once(settings)
+    token = result.token
+    _show("source", "metadata server (emulated), format=standard")
+    _show("claims", _claims(token.raw, ("iss", "sub", "aud", "email")))
+    _show("expires in", format_duration(token.remaining(time.time())))
+    _show("written to", path)
+    _show("mode", oct(stat.S_IMODE(os.stat(path).st_mode)))
+    again = sync_once(settings)
+    _show("second write", "no-op (still fresh: no request made)" if not again.wrote else "rewrote")
+    return path
+
+
+def _entra_accepts(emulator: Emulator, path: str) -> None:
+    """The unmodified Azure SDK credential (or MSAL when azure-identity is absent) uses the file."""
+    try:
+        from azure.identity import WorkloadIdentityCredential
+    except ImportError:
+        WorkloadIdentityCredential = None  # noqa: N806 - optional import
+    if WorkloadIdentityCredential is not None:
+        credential = WorkloadIdentityCredential(
+            tenant_id=emulator.tenant_id,
+            client_id=emulator.client_id,
+            token_file_path=path,
+            authority=emulator.authority_host,
+        )
+        access = credential.get_token(ARM_SCOPE).token
+        _show("client", "azure.identity.WorkloadIdentityCredential (unmodified)")
+    else:
+        access = _msal_exchange(emulator, path)
+        _show("client", "msal.ConfidentialClientApplication (azure-identity not installed)")
+    _show("access token", _claims(access, ("aud", "tid", "appid")))
+
+
+def _msal_exchange(emulator: Emulator, path: str) -> str:
+    import msal
+
+    def assertion() -> str:
+        with open(path, encoding="ascii") as handle:
+            return handle.read()
+
+    app = msal.ConfidentialClientApplication(
+        emulator.client_id,
+        authority=f"{emulator.authority_host}/{emulator.tenant_id}",
+        client_credential={"client_assertion": assertion},
+        instance_discovery=False,
+    )
+    result: dict[str, Any] = app.acquire_token_for_client([ARM_SCOPE])
+    return str(result["access_token"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..emulator import Emulator
+
+    print("azfed-helper demo: Google ID token -> token file -> Azure access, all offline.")
+    with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="azfed-demo-") as scratch:
+        _point_at(emulator)
+        directory = args.keep or scratch
+        os.makedirs(directory, exist_ok=True)
+        _step(1, "Emulator started (Google metadata + OAuth on http, Entra tenant on https)")
+        _show("metadata host", emulator.metadata_host)
+        _show("authority host", emulator.authority_host)
+        _show("tenant / client", f"{emulator.tenant_id} / {emulator.client_id}")
+        _step(2, "azfed-helper write: Google ID token into AZURE_FEDERATED_TOKEN_FILE")
+        path = _write_token_file(directory)
+        _step(3, "Entra accepts the file as a client assertion (workload identity federation)")
+        _entra_accepts(emulator, path)
+        _show("Entra requests", emulator.counts["entra.token"])
+    print("\nDone. Next: `azfed-helper env` prints the variables for your app; see README.")
+    return 0
