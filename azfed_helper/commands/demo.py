@@ -73,8 +73,9 @@ def _entra_accepts(emulator: Emulator, path: str) -> None:
     try:
         from azure.identity import WorkloadIdentityCredential
     except ImportError:
-        WorkloadIdentityCredential = None  # noqa: N806 - optional import
-    if WorkloadIdentityCredential is not None:
+        access = _msal_exchange(emulator, path)
+        _show("client", "msal.ConfidentialClientApplication (azure-identity not installed)")
+    else:
         credential = WorkloadIdentityCredential(
             tenant_id=emulator.tenant_id,
             client_id=emulator.client_id,
@@ -83,9 +84,6 @@ def _entra_accepts(emulator: Emulator, path: str) -> None:
         )
         access = credential.get_token(ARM_SCOPE).token
         _show("client", "azure.identity.WorkloadIdentityCredential (unmodified)")
-    else:
-        access = _msal_exchange(emulator, path)
-        _show("client", "msal.ConfidentialClientApplication (azure-identity not installed)")
     _show("access token", _claims(access, ("aud", "tid", "appid")))
 
 
