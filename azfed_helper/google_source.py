@@ -38,8 +38,11 @@ class Source:
         self.impersonate = impersonate
 
     def describe(self) -> str:
-        where = f"key file {self.path}" if self.path else "the metadata server"
-        text = f"{self.kind} ({where})"
+        if self.path:
+            text = f"{self.kind} credentials in {self.path}"
+        else:
+            host = os.environ.get("GCE_METADATA_HOST") or "metadata.google.internal"
+            text = f"the metadata server at {host}"
         return f"{text}, impersonating {self.impersonate}" if self.impersonate else text
 
 
