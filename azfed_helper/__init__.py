@@ -13,14 +13,23 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .credential import GoogleFederatedCredential
     from .errors import AzfedError
     from .idtoken import IdToken
     from .sync import sync_once
 
-__all__ = ["AzfedError", "IdToken", "Settings", "__version__", "sync_once"]
+__all__ = [
+    "AzfedError",
+    "GoogleFederatedCredential",
+    "IdToken",
+    "Settings",
+    "__version__",
+    "sync_once",
+]
 
 _LAZY = {
     "AzfedError": ("azfed_helper.errors", "AzfedError"),
+    "GoogleFederatedCredential": ("azfed_helper.credential", "GoogleFederatedCredential"),
     "IdToken": ("azfed_helper.idtoken", "IdToken"),
     "Settings": ("azfed_helper.config", "Settings"),
     "sync_once": ("azfed_helper.sync", "sync_once"),

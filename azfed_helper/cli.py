@@ -22,13 +22,20 @@ PROG = "azfed-helper"
 COMMANDS: dict[str, tuple[str, str]] = {
     "write": ("azfed_helper.commands.write", "make the token file hold a fresh Google ID token"),
     "status": ("azfed_helper.commands.status", "inspect the token file (exit 1 when stale)"),
+    "daemon": (
+        "azfed_helper.commands.daemon",
+        "keep the token file fresh forever (sidecar/service)",
+    ),
     "env": ("azfed_helper.commands.env", "print the environment that Azure clients read"),
+    "az-login": ("azfed_helper.commands.az_login", "keep the Azure CLI logged in (run before az)"),
+    "az": ("azfed_helper.commands.az", "run the az-login hook, then become `az ARGS...`"),
+    "token": ("azfed_helper.commands.token", "print an Azure access token (no Azure secret)"),
     "emulator": ("azfed_helper.emulator.command", "run the offline Google + Entra emulator"),
     "demo": ("azfed_helper.commands.demo", "walk the whole flow against the embedded emulator"),
 }
 
 # Commands whose no-op case is answered without argparse (see fastpath.py).
-FAST_PATHS = ("write",)
+FAST_PATHS = ("write", "token", "az-login", "az")
 
 
 def _chosen_command(argv: Sequence[str]) -> str | None:

@@ -23,6 +23,9 @@ DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_REFRESH_MARGIN = 1200
 DEFAULT_MIN_REMAINING = 600
 DEFAULT_MODE = 0o600
+OUTPUTS = ("raw", "json", "exec-credential", "env")
+# The AKS AAD server application: the audience kubectl's exec plugins request for AKS clusters.
+AKS_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 
 
 def parse_mode(text: str) -> int:
@@ -53,6 +56,16 @@ def _token_format(value: str) -> str:
     return value
 
 
+def _output(value: str) -> str:
+    if value not in OUTPUTS:
+        raise UsageError(f"invalid output {value!r}", f"use one of: {', '.join(OUTPUTS)}")
+    return value
+
+
+def _scopes(value: str) -> list[str]:
+    return value.split()
+
+
 def _seconds(what: str) -> Callable[[str], int]:
     return lambda value: parse_duration(value, what)
 
@@ -76,6 +89,10 @@ _SPECS: tuple[tuple[str, str | None, object, Callable[[str], object]], ...] = (
     ("tenant_id", "AZURE_TENANT_ID", None, _text),
     ("authority_host", "AZURE_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST, _text),
     ("cache_dir", "AZFED_CACHE_DIR", None, _text),
+    ("entra_timeout", "AZFED_ENTRA_TIMEOUT", 10, _seconds("Entra timeout")),
+    ("scopes", "AZFED_SCOPES", None, _scopes),
+    ("resource", None, None, _text),
+    ("output", None, "raw", _output),
 )
 
 
@@ -99,6 +116,10 @@ class Settings:
     tenant_id: str | None
     authority_host: str
     cache_dir: str | None
+    entra_timeout: int
+    scopes: list[str] | None
+    resource: str | None
+    output: str
 
     def __init__(self, **values: object) -> None:
         for name, _env, default, _parse in _SPECS:
@@ -114,6 +135,38 @@ class Settings:
                 "pass --token-file PATH or set AZURE_FEDERATED_TOKEN_FILE",
             )
         return self.token_file
+
+    def require_app(self) -> tuple[str, str]:
+        """``(tenant_id, client_id)``, or a usage error naming the flag and variable for each."""
+        if not self.tenant_id:
+            raise UsageError(
+                "AZURE_TENANT_ID is not set", "pass --tenant-id or set AZURE_TENANT_ID"
+            )
+        if not self.client_id:
+            raise UsageError(
+                "AZURE_CLIENT_ID is not set", "pass --client-id or set AZURE_CLIENT_ID"
+            )
+        return self.tenant_id, self.client_id
+
+    def require_scopes(self) -> list[str]:
+        """The scopes to request: ``--scope``, else ``--resource`` az-style, else AKS's for kubectl.
+
+        As in az, ``/.default`` is appended to the resource verbatim: a trailing slash is kept
+        (``https://management.core.windows.net/`` → ``https://management.core.windows.net//.default``).
+        """
+        if self.scopes and self.resource:
+            raise UsageError("both --scope and --resource given", "pass only one of them")
+        if self.scopes:
+            return list(self.scopes)
+        if self.resource:
+            return [self.resource + "/.default"]
+        if self.output == "exec-credential":
+            return [AKS_SCOPE]
+        raise UsageError(
+            "no scope given",
+            "pass --scope SCOPE (e.g. https://storage.azure.com/.default) or "
+            "--resource URL (e.g. https://management.azure.com), or set AZFED_SCOPES",
+        )
 
 
 def resolve(flags: object, environ: Mapping[str, str] | None = None) -> Settings:

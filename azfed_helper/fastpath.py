@@ -31,6 +31,44 @@ WRITE_VALUES = {
     "--group": "group",
 }
 WRITE_FLAGS = {"--create-dirs": "create_dirs", "-q": "quiet", "--quiet": "quiet"}
+# Options of `az-login` and `az` (kept equal to commands/az_login.py by tests/test_az_fastpath.py).
+AZ_LOGIN_VALUES = {
+    "--token-file": "token_file",
+    "--audience": "audience",
+    "--credentials": "credentials",
+    "--impersonate": "impersonate",
+    "--token-format": "token_format",
+    "--refresh-margin": "refresh_margin",
+    "--source-timeout": "source_timeout",
+    "--iam-endpoint": "iam_endpoint",
+    "--client-id": "client_id",
+    "--tenant-id": "tenant_id",
+    "--authority-host": "authority_host",
+    "--az": "az",
+    "--subscription": "subscription",
+}
+AZ_LOGIN_FLAGS = {"-q": "quiet", "--quiet": "quiet"}
+
+# Options of `token` (kept equal to its argparse declaration by tests/test_token_fastpath.py).
+TOKEN_VALUES = {
+    "--scope": "scopes",
+    "--resource": "resource",
+    "--output": "output",
+    "-o": "output",
+    "--client-id": "client_id",
+    "--tenant-id": "tenant_id",
+    "--authority-host": "authority_host",
+    "--cache-dir": "cache_dir",
+    "--token-file": "token_file",
+    "--audience": "audience",
+    "--credentials": "credentials",
+    "--impersonate": "impersonate",
+    "--token-format": "token_format",
+    "--refresh-margin": "refresh_margin",
+    "--source-timeout": "source_timeout",
+    "--iam-endpoint": "iam_endpoint",
+}
+TOKEN_REPEATED = frozenset({"scopes"})
 
 
 class _Flags:
@@ -41,9 +79,16 @@ class _Flags:
 
 
 def parse_simple(
-    argv: Sequence[str], values: dict[str, str], flags: dict[str, str]
+    argv: Sequence[str],
+    values: dict[str, str],
+    flags: dict[str, str],
+    repeated: frozenset[str] = frozenset(),
 ) -> dict[str, object] | None:
-    """Parse ``--opt value``, ``--opt=value`` and bare flags; None for anything else."""
+    """Parse ``--opt value``, ``--opt=value`` and bare flags; None for anything else.
+
+    Options whose destination is in ``repeated`` collect their values in a list (argparse's
+    ``action="append"``).
+    """
     parsed: dict[str, object] = {}
     index = 0
     while index < len(argv):
@@ -51,12 +96,19 @@ def parse_simple(
         name, equals, inline = arg.partition("=")
         if name in values:
             if equals:
-                parsed[values[name]] = inline
+                value = inline
             elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
                 index += 1
-                parsed[values[name]] = argv[index]
+                value = argv[index]
             else:
                 return None
+            dest = values[name]
+            if dest in repeated:
+                collected = parsed.setdefault(dest, [])
+                assert isinstance(collected, list)
+                collected.append(value)
+            else:
+                parsed[dest] = value
         elif arg in flags:
             parsed[flags[arg]] = True
         else:
@@ -66,10 +118,32 @@ def parse_simple(
 
 
 def try_fast_path(argv: Sequence[str]) -> int | None:
-    """Exit code when the command needs no work, else None (take the normal path)."""
-    if argv[0] != "write":
-        return None
-    parsed = parse_simple(argv[1:], WRITE_VALUES, WRITE_FLAGS)
+    """Exit code when the command needs no work, else None (take the normal path).
+
+    For ``az -- ARGS`` with nothing to do, this never returns: the process becomes az.
+    """
+    if argv[0] == "write":
+        return _write(argv[1:])
+    if argv[0] == "token":
+        return _token(argv[1:])
+    if argv[0] == "az-login":
+        parsed = parse_simple(argv[1:], AZ_LOGIN_VALUES, AZ_LOGIN_FLAGS)
+        return 0 if parsed is not None and _az_is_current(parsed) else None
+    if argv[0] == "az" and "--" in argv:
+        split = argv.index("--")
+        parsed = parse_simple(argv[1:split], AZ_LOGIN_VALUES, {})
+        if parsed is not None and _az_is_current(parsed):
+            from .azcli import exec_az
+
+            try:
+                exec_az(parsed.get("az"), argv[split + 1 :])  # type: ignore[arg-type]
+            except AzfedError:
+                pass  # the normal path reports it properly
+    return None
+
+
+def _write(argv: Sequence[str]) -> int | None:
+    parsed = parse_simple(argv, WRITE_VALUES, WRITE_FLAGS)
     if parsed is None:
         return None
     from .sync import current_if_fresh
@@ -81,3 +155,45 @@ def try_fast_path(argv: Sequence[str]) -> int | None:
     except AzfedError:
         pass  # the normal path reports it properly
     return None
+
+
+def _token(argv: Sequence[str]) -> int | None:
+    """A cache hit for ``token``: printed without argparse or MSAL."""
+    parsed = parse_simple(argv, TOKEN_VALUES, {}, TOKEN_REPEATED)
+    if parsed is None:
+        return None
+    import os
+    import time
+
+    from . import cache, formats
+
+    try:
+        settings = resolve(_Flags(parsed))
+        exec_info = os.environ.get("KUBERNETES_EXEC_INFO")
+        if settings.output == "exec-credential":
+            formats.exec_api_version(exec_info)
+        hit = cache.lookup(settings, time.time())
+        if hit is None:
+            return None
+        tenant, _ = settings.require_app()
+        print(formats.render(settings.output, hit, tenant, exec_info))
+        return 0
+    except AzfedError:
+        return None  # the normal path reports it properly
+
+
+def _az_is_current(parsed: dict[str, object]) -> bool:
+    """True when az already holds our validated assertion: files only, no az process."""
+    from . import azcli
+
+    flags = _Flags(parsed)
+    try:
+        target = azcli.Target(
+            resolve(flags),
+            authority=azcli.explicit_authority(flags),
+            subscription=parsed.get("subscription"),  # type: ignore[arg-type]
+            az=parsed.get("az"),  # type: ignore[arg-type]
+        )
+        return azcli.is_current(target)
+    except AzfedError:
+        return False  # the normal path reports it properly

@@ -86,3 +86,13 @@ def add_azure(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="Entra authority host (env AZURE_AUTHORITY_HOST; default https://login.microsoftonline.com)",
     )
+
+
+def add_cache(parser: argparse.ArgumentParser) -> None:
+    """Where access tokens are cached between runs."""
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="token cache directory (env AZFED_CACHE_DIR; default the user cache directory, "
+        "e.g. ~/.cache/azfed-helper)",
+    )

@@ -8,8 +8,11 @@ Tokens are never printed, only their claims.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 from typing import TYPE_CHECKING, Any
@@ -104,6 +107,50 @@ def _msal_exchange(emulator: Emulator, path: str) -> str:
     return str(result["access_token"])
 
 
+def _token_command(path: str, resource: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the real `azfed-helper token` in a child process, as a script would."""
+    argv = [sys.executable, "-m", "azfed_helper", "token", "--resource", resource, "-o", "json"]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*argv, "--token-file", path], capture_output=True, text=True, check=False, timeout=120
+    )
+    return done, time.perf_counter() - started
+
+
+def _token_twice(emulator: Emulator, path: str) -> None:
+    for attempt in ("first", "second"):
+        before = emulator.counts["entra.token"]
+        done, seconds = _token_command(path, "https://management.azure.com")
+        if done.returncode != 0:
+            raise SystemExit(f"azfed-helper token failed: {done.stderr.strip()}")
+        answer = json.loads(done.stdout)
+        served = "Entra" if emulator.counts["entra.token"] > before else "the on-disk cache"
+        _show(
+            f"{attempt} run",
+            f"{seconds * 1000:.0f} ms, from {served}; expiresOn {answer['expiresOn']}, "
+            f"{_claims(answer['accessToken'], ('aud', 'tid'))}",
+        )
+
+
+def _mismatch_explained(emulator: Emulator, path: str) -> None:
+    """A federated credential whose subject has a typo: what the user sees, and the fix."""
+    from ..emulator import FederatedCredential
+
+    saved = list(emulator.federated_credentials)
+    wrong = emulator.service_account_id[:-1] + (
+        "0" if emulator.service_account_id[-1] != "0" else "1"
+    )
+    emulator.federated_credentials[:] = [FederatedCredential("https://accounts.google.com", wrong)]
+    try:
+        _show("registered subject", f"{wrong} (one digit off)")
+        done, _ = _token_command(path, "https://vault.azure.net")
+        _show("exit code", done.returncode)
+        for line in done.stderr.strip().splitlines():
+            print(f"    | {line}")
+    finally:
+        emulator.federated_credentials[:] = saved
+
+
 def run(args: argparse.Namespace) -> int:
     from ..emulator import Emulator
 
@@ -120,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
         path = _write_token_file(directory)
         _step(3, "Entra accepts the file as a client assertion (workload identity federation)")
         _entra_accepts(emulator, path)
-        _show("Entra requests", emulator.counts["entra.token"])
+        _step(4, "azfed-helper token: an Azure access token for scripts (MSAL, cached on disk)")
+        os.environ["AZFED_CACHE_DIR"] = os.path.join(scratch, "cache")
+        _token_twice(emulator, path)
+        _step(5, "When the Azure federated credential does not match, the error says why")
+        _mismatch_explained(emulator, path)
     print("\nDone. Next: `azfed-helper env` prints the variables for your app; see README.")
     return 0

@@ -1,0 +1,89 @@
+"""The client assertion MSAL presents to Entra: a fresh Google ID token, never a stored string.
+
+MSAL calls :class:`AssertionSource` only when it goes to the network, so each call decides anew:
+with a token file configured, the file is re-read and validated (and refreshed through
+``sync_once`` when it is due, exactly as ``write`` would); without one, the token comes from the
+Google source and is kept in memory until it is due. The last token presented is remembered (as
+decoded claims) so an Entra refusal can be explained next to what was sent.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import TYPE_CHECKING, idtoken, tokenfile
+from .errors import AzfedError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .config import Settings
+    from .idtoken import IdToken
+    from .sync import Fetcher
+
+# Entra has no documented clock-skew allowance: a file we could not refresh is still presented
+# only while it has this much life left.
+MIN_PRESENTED_LIFETIME = 300
+
+
+class AssertionSource:
+    """A no-argument callable returning the JWT to present; safe to call from several threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        fetch: Fetcher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.fetch = fetch
+        self.last: IdToken | None = None
+        self._memory: IdToken | None = None
+
+    def __call__(self) -> str:
+        token = self._from_file() if self.settings.token_file else self._from_source()
+        self.last = token
+        return token.raw
+
+    def _from_file(self) -> IdToken:
+        """The file's token; refresh it when due, fall back to it when we may not write it.
+
+        A consumer that only reads a file another process keeps fresh (a sidecar, another UID)
+        must not fail just because it cannot write there, as long as the token is still good.
+        """
+        from .sync import sync_once
+
+        settings = self.settings
+        path = settings.require_token_file()
+        fresh = tokenfile.fresh_token(
+            path, settings.audience, self.clock(), settings.refresh_margin
+        )
+        if fresh is not None:
+            return fresh
+        try:
+            return sync_once(settings, self.clock, self.fetch).token
+        except AzfedError:
+            usable = tokenfile.fresh_token(
+                path, settings.audience, self.clock(), MIN_PRESENTED_LIFETIME
+            )
+            if usable is None:
+                raise
+            return usable
+
+    def _from_source(self) -> IdToken:
+        """A token straight from the Google source, reused until the refresh margin."""
+        now = self.clock()
+        cached = self._memory
+        if cached is not None and cached.remaining(now) > self.settings.refresh_margin:
+            return cached
+        if self.fetch is not None:
+            raw = self.fetch(self.settings)
+        else:
+            from . import google_source
+
+            raw = google_source.fetch(self.settings)
+        # As in sync_once: the source's freshest token is taken whatever its remaining life.
+        token = idtoken.validate(idtoken.decode(raw), self.settings.audience, self.clock())
+        self._memory = token
+        return token

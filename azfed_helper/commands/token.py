@@ -1,0 +1,69 @@
+"""``azfed-helper token``: print an Azure access token obtained with the Google ID token.
+
+A cache hit is answered by fastpath.py without argparse or MSAL; this module is the full path
+(argparse, then the cache again, then the exchange under the cache lock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from .. import cache, formats, options
+from ..config import OUTPUTS, Settings, resolve
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_argument_group("what to request")
+    what.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        metavar="SCOPE",
+        help="scope to request, repeatable, e.g. https://storage.azure.com/.default "
+        "(env AZFED_SCOPES, space-separated)",
+    )
+    what.add_argument(
+        "--resource",
+        metavar="URL",
+        help="resource as az takes it: https://management.azure.com requests "
+        "https://management.azure.com/.default",
+    )
+    what.add_argument(
+        "--output",
+        "-o",
+        choices=OUTPUTS,
+        help="raw: the token only (default); json: as `az account get-access-token -o json`; "
+        "exec-credential: a Kubernetes ExecCredential (default scope: AKS); "
+        f"env: `export {formats.ENV_NAME}=...`",
+    )
+    options.add_azure(parser)
+    options.add_cache(parser)
+    options.add_token_file(parser)
+    options.add_source(parser)
+
+
+def access_token(settings: Settings) -> cache.AccessToken:
+    """From the on-disk cache when MSAL would use it, else through the exchange."""
+    hit = cache.lookup(settings, time.time())
+    if hit is not None:
+        return hit
+    from ..exchange import Exchange
+
+    exchange = Exchange(settings)
+    try:
+        return exchange.acquire(settings.require_scopes())
+    finally:
+        exchange.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resolve(args)
+    exec_info = os.environ.get("KUBERNETES_EXEC_INFO")
+    if settings.output == "exec-credential":
+        formats.exec_api_version(exec_info)  # refuse a bad request before any network call
+    token = access_token(settings)
+    tenant, _ = settings.require_app()
+    print(formats.render(settings.output, token, tenant, exec_info))
+    return 0
