@@ -1,0 +1,249 @@
+"""The daemon's health endpoint: ``/livez``, ``/readyz`` and ``/metrics`` over plain HTTP.
+
+Readiness is judged from the token file itself on every request (what readers will see), not
+from what the loop believes it wrote. The server loop waits on its socket and a wake-up pipe, not
+on ``serve_forever``'s half-second poll, so an idle daemon stays idle.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from . import TYPE_CHECKING, tokenfile
+from .durations import format_duration
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .sidecar import HealthState
+
+log = logging.getLogger("azfed_helper.health")
+
+DEFAULT_HOST = "127.0.0.1"
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (loopback) or ``[IPv6]:PORT`` to a (host, port) pair."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]") or DEFAULT_HOST
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(
+            f"invalid --health-addr {text!r}",
+            "give HOST:PORT or :PORT (loopback), e.g. :8080, 0.0.0.0:8080 or [::1]:8080",
+        )
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _number(value: float) -> str:
+    """A sample value without losing precision (``:g`` would round Unix times)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+class Checks:
+    """The answers of the three endpoints, computed on each request."""
+
+    def __init__(
+        self,
+        state: HealthState,
+        token_file: str,
+        audience: str,
+        min_remaining: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.token_file = token_file
+        self.audience = audience
+        self.min_remaining = min_remaining
+        self.clock = clock
+
+    def live(self) -> tuple[bool, str]:
+        """Live while the loop runs and is back from each sleep or refresh when it promised."""
+        snapshot, now = self.state.snapshot(), self.clock()
+        if not snapshot.running:
+            return False, "the refresh loop is not running"
+        if now > snapshot.expect_by:
+            late = format_duration(now - snapshot.expect_by)
+            return False, f"the refresh loop is stuck ({late} past its deadline)"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready while the file holds a token readers can still use for their reuse window."""
+        now = self.clock()
+        token = tokenfile.fresh_token(self.token_file, self.audience, now, 0)
+        if token is None:
+            return False, f"no valid token in {self.token_file}"
+        left = token.remaining(now)
+        if left <= self.min_remaining:
+            return False, (
+                f"the token expires in {format_duration(left)}, "
+                f"not more than {format_duration(self.min_remaining)}"
+            )
+        return True, f"ok: the token expires in {format_duration(left)}"
+
+    def metrics(self) -> str:
+        """Prometheus text exposition format 0.0.4."""
+        snapshot, now = self.state.snapshot(), self.clock()
+        token = tokenfile.fresh_token(self.token_file, self.audience, now, float("-inf"))
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+            lines.append(f"# HELP azfed_{name} {help_text}")
+            lines.append(f"# TYPE azfed_{name} {kind}")
+            lines.extend(f"azfed_{name}{labels} {_number(value)}" for labels, value in samples)
+
+        if token is not None:
+            metric(
+                "token_expires_in_seconds",
+                "gauge",
+                "Seconds until the token in the file expires (negative once expired).",
+                [("", round(token.remaining(now), 3))],
+            )
+        metric("ready", "gauge", "1 while /readyz answers 200.", [("", float(self.ready()[0]))])
+        metric(
+            "token_refreshes_total",
+            "counter",
+            "Tokens written to the file.",
+            [("", snapshot.refreshes)],
+        )
+        metric(
+            "token_refresh_failures_total",
+            "counter",
+            "Failed refresh attempts by reason.",
+            [
+                (f'{{reason="{reason}"}}', count)
+                for reason, count in sorted(snapshot.failures.items())
+            ],
+        )
+        if snapshot.last_success is not None:
+            metric(
+                "token_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of the last successful refresh.",
+                [("", round(snapshot.last_success, 3))],
+            )
+        if snapshot.next_refresh is not None:
+            metric(
+                "token_next_refresh_timestamp_seconds",
+                "gauge",
+                "Unix time of the next planned refresh or retry.",
+                [("", round(snapshot.next_refresh, 3))],
+            )
+        return "\n".join(lines) + "\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        checks = self.server.checks
+        routes: dict[str, Callable[[], tuple[bool, str]]] = {
+            "/livez": checks.live,
+            "/readyz": checks.ready,
+        }
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._reply(200, checks.metrics(), CONTENT_TYPE_METRICS)
+        elif path in routes:
+            ok, text = routes[path]()
+            self._reply(200 if ok else 503, text + "\n")
+        else:
+            self._reply(404, "not found: try /livez, /readyz or /metrics\n")
+
+    def _reply(
+        self, status: int, text: str, content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
+        body = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("health: " + format, *args, extra={"event": "health_request"})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], checks: Checks) -> None:
+        self.checks = checks
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+class HealthServer:
+    """Serves ``checks`` on ``address`` in a daemon thread until :meth:`stop`."""
+
+    def __init__(self, address: tuple[str, int], checks: Checks) -> None:
+        host, port = address
+        try:
+            self._server = _Server((host, port), checks)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port} for --health-addr: {exc.strerror}",
+                "choose another port or address",
+            ) from exc
+        self._wake_read, self._wake_write = os.pipe()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        host, port = self.address
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        log.info(
+            "health endpoint on http://%s/ (/livez /readyz /metrics)",
+            shown,
+            extra={"event": "health_listening", "address": shown},
+        )
+        if not is_loopback(host):
+            log.warning(
+                "the health endpoint %s is reachable from other hosts; bind 127.0.0.1 unless a "
+                "probe from outside this network namespace needs it",
+                shown,
+                extra={"event": "health_exposed", "address": shown},
+            )
+        self._thread = threading.Thread(target=self._serve, name="azfed-health", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server.socket, selectors.EVENT_READ, "request")
+            selector.register(self._wake_read, selectors.EVENT_READ, "stop")
+            while True:
+                events = selector.select()
+                if any(key.data == "stop" for key, _ in events):
+                    return
+                self._server.handle_request()
+
+    def stop(self) -> None:
+        os.write(self._wake_write, b"x")
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self._server.server_close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)

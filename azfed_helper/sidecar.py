@@ -1,0 +1,333 @@
+"""The daemon loop: keep the token file valid forever, back off on failures, record health.
+
+The loop is ``sync.sync_once`` on ``refresh``'s schedule. It sleeps on an Event until the next
+deadline (no polling), so an idle daemon costs no CPU; ``refresh_now`` (SIGHUP) and ``stop``
+(SIGTERM) wake it. A failed refresh leaves the file alone: the old token keeps serving readers
+until it really expires, while retries back off. Writes are guarded so that ``stop`` never
+returns while a write is landing and no write starts after it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import threading
+import time
+
+from . import TYPE_CHECKING, refresh, tokenfile
+from .errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
+from .idtoken import MAX_LIFETIME
+from .sync import sync_once
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .config import Settings
+    from .idtoken import IdToken
+    from .sync import Fetcher, SyncResult
+
+    Hook = Callable[[IdToken], None]
+
+log = logging.getLogger("azfed_helper.sidecar")
+
+# Failure reasons, the label values of azfed_token_refresh_failures_total.
+REASONS = ("source", "invalid_token", "token_file", "config", "hook", "internal")
+# How late past its planned wake-up the loop may be before /livez calls it stuck.
+WAKE_GRACE = 30.0
+# The writer lock's timeout in tokenfile.writer_lock; a refresh step may wait that long for it.
+_LOCK_WAIT = 60.0
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The metric label for a failed refresh (the error tree's classes, coarse on purpose)."""
+    if isinstance(exc, SourceError):
+        return "source"
+    if isinstance(exc, InvalidTokenError):
+        return "invalid_token"
+    if isinstance(exc, TokenFileError):
+        return "token_file"
+    if isinstance(exc, UsageError):
+        return "config"
+    return "internal"
+
+
+class HealthState:
+    """What the loop has done, for /livez, /readyz and /metrics; read as a locked copy."""
+
+    __slots__ = (
+        "_lock",
+        "consecutive_failures",
+        "expect_by",
+        "failures",
+        "last_success",
+        "next_refresh",
+        "refreshes",
+        "running",
+        "token",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running = False
+        self.expect_by = 0.0  # the loop promises to be back by then (heartbeat deadline)
+        self.refreshes = 0  # successful writes
+        self.failures: dict[str, int] = dict.fromkeys(REASONS, 0)
+        self.consecutive_failures = 0
+        self.last_success: float | None = None
+        self.next_refresh: float | None = None
+        self.token: IdToken | None = None
+
+    def snapshot(self) -> HealthState:
+        with self._lock:
+            copied = copy.copy(self)
+            copied.failures = dict(self.failures)
+            return copied
+
+    def update(self, **values: object) -> None:
+        with self._lock:
+            for name, value in values.items():
+                setattr(self, name, value)
+
+    def count_failure(self, reason: str) -> None:
+        with self._lock:
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+
+
+class _Stopped(Exception):
+    """Raised inside a refresh when ``stop`` came first: the fetched token is not written."""
+
+
+def _google_fetch(settings: Settings) -> str:
+    from . import google_source
+
+    return google_source.fetch(settings)
+
+
+def _claims(token: IdToken) -> dict[str, object]:
+    return {"sub": token.claims.get("sub"), "exp": token.claims.get("exp")}
+
+
+class Sidecar:
+    """Refreshes ``settings.token_file`` on ``policy``'s schedule until stopped.
+
+    ``hooks`` are called in the loop's thread with each token new to this daemon: the first
+    one (written, or found fresh in the file) and every one written after it. They are the
+    extension point for work that follows a refresh (``--exec`` start, a future ``--az-login``);
+    a failing hook is logged and counted, never fatal.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        policy: refresh.Policy,
+        *,
+        clock: Callable[[], float] = time.time,
+        fetch: Fetcher | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.hooks: list[Hook] = []
+        self.state = HealthState()
+        self.error: Exception | None = None
+        self._clock = clock
+        self._fetch = fetch or _google_fetch
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        # A due refresh must fetch even while the file has more than the margin left; sync_once
+        # still never trades a longer-lived token in the file for a shorter one.
+        self._due = copy.copy(settings)
+        self._due.refresh_margin = MAX_LIFETIME
+        self._step_budget = _LOCK_WAIT + 4 * settings.source_timeout + WAKE_GRACE
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._commit = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- control, from any thread ---------------------------------------------------------
+
+    def start(self, done: Callable[[], None] | None = None) -> threading.Thread:
+        """Run the loop in a daemon thread; ``done`` is called when it ends (``error`` set if it failed)."""
+
+        def target() -> None:
+            try:
+                self.run()
+            except Exception as exc:
+                self.error = exc
+            finally:
+                if done is not None:
+                    done()
+
+        self._thread = threading.Thread(target=target, name="azfed-sidecar", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def refresh_now(self) -> None:
+        """Refresh at once (SIGHUP), whatever the schedule or back-off says."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 0.9) -> bool:
+        """Stop the loop; return True once it has ended within ``timeout`` seconds.
+
+        A write in progress is waited for; a fetch in progress is abandoned (its token is never
+        written), so stopping is quick even while the source hangs.
+        """
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake.set()
+        if self._commit.acquire(timeout=timeout):
+            self._commit.release()
+        if self._thread is None:
+            return True
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        return not self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The loop itself (blocking). Raises UsageError when the configuration cannot work:
+        only before the first success; afterwards every failure is retried."""
+        self.state.update(running=True)
+        log.info(
+            "keeping %s fresh (refresh margin %ss)",
+            self.settings.token_file,
+            self.policy.margin,
+            extra={"event": "started", "token_file": self.settings.token_file},
+        )
+        try:
+            self._loop()
+        finally:
+            self.state.update(running=False, next_refresh=None)
+            log.info("stopped", extra={"event": "stopped"})
+
+    def _loop(self) -> None:
+        settings = self.settings  # the first step keeps a file that is still fresh
+        token: IdToken | None = None
+        failures = short = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            self.state.update(expect_by=self._clock() + self._step_budget)
+            try:
+                result = self._step(settings)
+            except _Stopped:
+                break
+            except Exception as exc:
+                if token is None and isinstance(exc, UsageError):
+                    raise
+                failures += 1
+                delay = refresh.backoff(failures, self.policy, self._rng)
+                self._failed(exc, failures, delay)
+            else:
+                delay, short = self._succeeded(result, failures, short, new=token is None)
+                token = result.token
+                failures = 0
+            settings = self._due
+            self._sleep(delay)
+
+    def _step(self, settings: Settings) -> SyncResult:
+        """One sync_once whose write happens only under the commit lock and only if not stopping."""
+        holding = False
+
+        def guarded_fetch(fetch_settings: Settings) -> str:
+            nonlocal holding
+            raw = self._fetch(fetch_settings)
+            self._commit.acquire()
+            holding = True
+            if self._stopping.is_set():
+                raise _Stopped
+            return raw
+
+        try:
+            return sync_once(settings, self._clock, guarded_fetch)
+        finally:
+            if holding:
+                self._commit.release()
+
+    def _succeeded(
+        self, result: SyncResult, failures: int, short: int, new: bool
+    ) -> tuple[float, int]:
+        token, now = result.token, self._clock()
+        delay, short = refresh.delay_after_success(
+            token.issued_at, token.expires_at, now, short, policy=self.policy, rng=self._rng
+        )
+        fields = {**_claims(token), "next_refresh_in": round(delay, 3)}
+        if failures:
+            log.info("token source answers again", extra={"event": "recovered", **fields})
+        verb = "refreshed" if result.wrote else "kept fresh"
+        left = round(token.remaining(now))
+        log.info(
+            "%s %s (sub %s, expires in %ss, next refresh in %.0fs)",
+            verb,
+            self.settings.token_file,
+            token.claims.get("sub"),
+            left,
+            delay,
+            extra={"event": "refreshed" if result.wrote else "kept", **fields},
+        )
+        if short:
+            log.warning(
+                "the source returned a token with only %ss left, not more than the refresh "
+                "margin (%ss); asking again in %.1fs",
+                left,
+                self.policy.margin,
+                delay,
+                extra={"event": "short_lived", **fields},
+            )
+        self.state.update(
+            refreshes=self.state.refreshes + result.wrote,
+            last_success=now,
+            next_refresh=now + delay,
+            consecutive_failures=0,
+            token=token,
+        )
+        if result.wrote or new:
+            self._run_hooks(token)
+        return delay, short
+
+    def _failed(self, exc: Exception, failures: int, delay: float) -> None:
+        reason = failure_reason(exc)
+        self.state.count_failure(reason)
+        now = self._clock()
+        self.state.update(consecutive_failures=failures, next_refresh=now + delay)
+        path = self.settings.require_token_file()
+        held = tokenfile.fresh_token(path, self.settings.audience, now, 0)
+        if held is not None:
+            kept = f"the file keeps the previous token, expiring in {held.remaining(now):.0f}s"
+        else:
+            kept = "the file holds NO valid token (missing or expired)"
+        level = logging.WARNING if held is not None else logging.ERROR
+        log.log(
+            level,
+            "refresh failed (%s, attempt %d): %s; %s; retrying in %.1fs",
+            reason,
+            failures,
+            exc.message if isinstance(exc, AzfedError) else f"{type(exc).__name__}: {exc}",
+            kept,
+            delay,
+            exc_info=not isinstance(exc, AzfedError),
+            extra={"event": "refresh_failed", "reason": reason, "attempt": failures},
+        )
+
+    def _run_hooks(self, token: IdToken) -> None:
+        for hook in self.hooks:
+            try:
+                hook(token)
+            except Exception as exc:
+                self.state.count_failure("hook")
+                log.error(
+                    "after-write hook %s failed: %s",
+                    getattr(hook, "__name__", hook),
+                    exc,
+                    exc_info=not isinstance(exc, AzfedError),
+                    extra={"event": "hook_failed"},
+                )
+
+    def _sleep(self, delay: float) -> None:
+        """Wait until the next deadline or a wake-up; never a polling loop."""
+        self.state.update(expect_by=self._clock() + delay + WAKE_GRACE)
+        if not self._stopping.is_set():
+            self._wake.wait(delay)

@@ -1,0 +1,207 @@
+"""``azfed-helper daemon`` as a process: signals, --exec, exit codes, JSON logs, health over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from azfed_helper import idtoken
+
+from .conftest import cli_env, run_cli
+
+
+class Daemon:
+    """A daemon child whose JSON log lines are read as they come."""
+
+    def __init__(self, emulator: Any, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "azfed_helper", "daemon", "--log-format", "json", *args],
+            env=cli_env(emulator.env()),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        assert self.process.stderr is not None
+        stderr = self.process.stderr
+        self.reader = threading.Thread(target=self._read, args=(stderr,))
+        self.reader.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def wait_event(self, event: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            self.raw.append(line)
+            record: dict[str, Any] = json.loads(line)
+            self.seen.append(record)
+            if record["event"] == event:
+                return record
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 10) -> int:
+        return self.process.wait(timeout)
+
+    def rest(self) -> str:
+        """Everything logged, once the process has ended."""
+        self.reader.join(5)
+        while not self.lines.empty():
+            self.raw.append(self.lines.get())
+        return "".join(self.raw)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.reader.join(5)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.close()
+
+
+@pytest.fixture
+def start_daemon(emulator: Any, daemons: list[Daemon]) -> Any:
+    def start(*args: str) -> Daemon:
+        daemon = Daemon(emulator, *args)
+        daemons.append(daemon)
+        return daemon
+
+    return start
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_sighup_refreshes_and_sigterm_mid_refresh_stops_cleanly(
+    emulator: Any, start_daemon: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    daemon = start_daemon("--token-file", str(path), "--health-addr", "127.0.0.1:0")
+    address = daemon.wait_event("health_listening")["address"]
+    first = daemon.wait_event("refreshed")
+    assert http_status(f"http://{address}/readyz") == 200
+    assert http_status(f"http://{address}/livez") == 200
+    daemon.signal(signal.SIGHUP)
+    second = daemon.wait_event("refreshed")
+    assert emulator.counts["metadata.identity"] == 2
+    assert {"sub", "exp", "time", "level"} <= second.keys() and second["sub"] == first["sub"]
+    kept = path.read_bytes()
+    emulator.set_google_available(False)
+    daemon.signal(signal.SIGHUP)  # now the refresh hangs in google-auth's own retries
+    daemon.wait_event("sighup")
+    time.sleep(0.3)
+    begun = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(5) == 0
+    assert time.monotonic() - begun < 1.5
+    assert path.read_bytes() == kept  # whole, and still the last good token
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    stderr = daemon.rest()
+    assert kept.decode() not in stderr  # the token itself is never logged
+    for line in stderr.splitlines():
+        json.loads(line)  # one JSON object per line, nothing else
+
+
+def test_remove_on_exit_with_sigint(emulator: Any, start_daemon: Any, tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    daemon = start_daemon("--token-file", str(path), "--remove-on-exit")
+    daemon.wait_event("refreshed")
+    assert path.exists()
+    daemon.signal(signal.SIGINT)
+    assert daemon.wait(5) == 0
+    assert not path.exists()
+
+
+CHILD = (
+    "import os, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
+    "print(open(os.environ['AZURE_FEDERATED_TOKEN_FILE']).read().count('.'), flush=True)\n"
+    "time.sleep(30)\n"
+)
+
+
+def test_exec_starts_after_first_write_and_passes_signals_and_status(
+    emulator: Any, start_daemon: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "token"
+    daemon = start_daemon("--token-file", str(path), "--exec", "--", sys.executable, "-c", CHILD)
+    assert daemon.process.stdout is not None
+    assert daemon.process.stdout.readline().strip() == "2"  # the child read a whole JWT
+    daemon.wait_event("exec_started")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(5) == 42
+    assert daemon.wait_event("exec_exited")["status"] == 42
+
+
+def test_exec_exit_status_and_missing_command(emulator: Any, tmp_path: Path) -> None:
+    env = emulator.env()
+    path = str(tmp_path / "token")
+    done = run_cli("daemon", "--token-file", path, "--exec", "--", "sh", "-c", "exit 3", env=env)
+    assert done.returncode == 3
+    killed = run_cli("daemon", "--token-file", path, "--exec", "sh", "-c", "kill -9 $$", env=env)
+    assert killed.returncode == 128 + 9
+    missing = run_cli("daemon", "--token-file", path, "--exec", "--", "/no/such/cmd", env=env)
+    assert missing.returncode == 127 and "/no/such/cmd" in missing.stderr
+
+
+def test_once_is_write(emulator: Any, tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    result = run_cli("daemon", "--once", "--token-file", str(path), env=emulator.env())
+    assert result.returncode == 0 and result.stderr.startswith("wrote ")
+    idtoken.validate(idtoken.decode(path.read_bytes()), idtoken.DEFAULT_AUDIENCE, time.time())
+    assert emulator.counts["metadata.identity"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--refresh-margin", "10m", "--min-remaining", "10m"], "must be below"),
+        (["--max-backoff", "soon"], "--max-backoff"),
+        (["--health-addr", "8080"], "--health-addr"),
+        (["--credentials", "/no/such/key.json"], "does not exist"),
+        (["--exec"], "needs a command"),
+        (["stray"], "unexpected argument 'stray'"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli("daemon", "--token-file", str(tmp_path / "token"), *args, timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_missing_token_file_setting_exits_2() -> None:
+    result = run_cli("daemon")
+    assert result.returncode == 2 and "AZURE_FEDERATED_TOKEN_FILE" in result.stderr
