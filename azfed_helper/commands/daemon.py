@@ -14,7 +14,7 @@ import queue
 import signal
 import subprocess
 
-from .. import TYPE_CHECKING, logs, options, refresh
+from .. import TYPE_CHECKING, child_fetch, logs, options, refresh
 from ..config import resolve
 from ..durations import parse_duration
 from ..errors import EXIT_OK, UsageError
@@ -145,7 +145,8 @@ class _Daemon:
         self.settings = settings
         self.args = args
         self.command = command
-        self.sidecar = Sidecar(settings, policy)
+        # Fetch in a child process: google-auth never stays resident in a long-lived daemon.
+        self.sidecar = Sidecar(settings, policy, fetch=child_fetch.fetch)
         self.events: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.child: subprocess.Popen[bytes] | None = None
         self.status = EXIT_OK

@@ -1,0 +1,101 @@
+"""Fetch a Google ID token in a short-lived child process.
+
+The daemon runs for days but needs google-auth (with requests and cryptography) for a moment every
+half hour; importing them in the daemon would keep ~30 MB resident for its whole life. A child
+process does the fetch and hands the token back over a pipe (never argv); its errors come back as
+the same AzfedError types, with their messages and hints, so the daemon's handling is unchanged.
+
+Protocol: the parent writes the source settings as JSON to the child's stdin; the child answers
+one JSON object on stdout: ``{"token": ...}`` or ``{"error": CLASS, "message": ..., "hint": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from . import errors
+from .config import Settings
+from .errors import AzfedError, SourceError
+
+# The settings google_source.fetch reads; the child gets nothing else.
+FIELDS = (
+    "audience",
+    "credentials",
+    "impersonate",
+    "token_format",
+    "source_timeout",
+    "iam_endpoint",
+)
+_ERRORS: dict[str, type[AzfedError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.UsageError,
+        errors.SourceError,
+        errors.InvalidTokenError,
+        errors.TokenFileError,
+        errors.AzfedError,
+    )
+}
+
+
+def fetch(settings: Settings) -> str:
+    """google_source.fetch, run in a child process; raises the child's error in this one."""
+    request = json.dumps({name: getattr(settings, name) for name in FIELDS})
+    env = dict(os.environ)
+    # The child must import this very package (a virtualenv, a zipapp unpacked by shiv ...).
+    env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    # google-auth retries a few times inside one fetch; allow for that, then give up.
+    limit = settings.source_timeout * 4 + 30
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "azfed_helper.child_fetch"],
+            input=request,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=limit,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SourceError(f"the Google token source did not answer within {limit}s") from exc
+    except OSError as exc:
+        raise SourceError(f"cannot start the token fetch process: {exc}") from exc
+    return _token_from(done)
+
+
+def _token_from(done: subprocess.CompletedProcess[str]) -> str:
+    try:
+        reply = json.loads(done.stdout)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise SourceError(f"the token fetch process failed: {detail[0]}")
+    if isinstance(reply.get("token"), str):
+        return str(reply["token"])
+    kind = _ERRORS.get(str(reply.get("error")), SourceError)
+    hint = reply.get("hint")
+    raise kind(str(reply.get("message")), hint if isinstance(hint, str) else None)
+
+
+def main() -> int:
+    """The child: read the settings, fetch, answer on stdout. Never prints the token elsewhere."""
+    from . import google_source
+
+    try:
+        values = json.loads(sys.stdin.read())
+        settings = Settings(**{name: values[name] for name in FIELDS})
+        reply: dict[str, object] = {"token": google_source.fetch(settings)}
+    except AzfedError as exc:
+        reply = {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    except Exception as exc:  # report, never leak a traceback with request details upward
+        reply = {"error": "SourceError", "message": f"{type(exc).__name__}: {exc}", "hint": None}
+    sys.stdout.write(json.dumps(reply))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
