@@ -205,3 +205,30 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> N
 def test_missing_token_file_setting_exits_2() -> None:
     result = run_cli("daemon")
     assert result.returncode == 2 and "AZURE_FEDERATED_TOKEN_FILE" in result.stderr
+
+
+def test_systemd_readiness_notification(emulator: Any, tmp_path: Path) -> None:
+    """Type=notify: READY=1 arrives after the first write, STOPPING=1 on SIGTERM."""
+    import socket
+
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(30)
+        token_file = tmp_path / "token"
+        env = cli_env({**emulator.env(), "NOTIFY_SOCKET": address})
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "azfed_helper", "daemon", "--token-file", str(token_file)],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            ready = listener.recv(4096).decode()
+            assert ready.startswith("READY=1\n")
+            assert token_file.exists()  # ready means the token is already in place
+            daemon.send_signal(signal.SIGTERM)
+            assert listener.recv(4096).decode() == "STOPPING=1"
+            assert daemon.wait(timeout=10) == 0
+        finally:
+            daemon.kill()
+            daemon.wait()

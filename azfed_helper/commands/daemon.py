@@ -14,7 +14,7 @@ import queue
 import signal
 import subprocess
 
-from .. import TYPE_CHECKING, child_fetch, logs, options, refresh
+from .. import TYPE_CHECKING, child_fetch, logs, options, refresh, systemd
 from ..config import resolve
 from ..durations import parse_duration
 from ..errors import EXIT_OK, UsageError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..health import HealthServer
+    from ..idtoken import IdToken
 
 log = logging.getLogger("azfed_helper.daemon")
 
@@ -163,12 +164,14 @@ class _Daemon:
             from ..azcli import daemon_hook
 
             self.sidecar.hooks.insert(0, daemon_hook(self.settings))
+        self.sidecar.hooks.append(_ReadyOnce())
         previous = {signum: signal.signal(signum, self._signalled) for signum in handled}
         server = self._start_health()
         try:
             self.sidecar.start(done=lambda: self.events.put(_LOOP_ENDED))
             self._supervise()
         finally:
+            systemd.notify("STOPPING=1")
             self.sidecar.stop()
             if server is not None:
                 server.stop()
@@ -248,6 +251,18 @@ class _Daemon:
             self.status,
             extra={"event": "exec_exited", "status": self.status},
         )
+
+
+class _ReadyOnce:
+    """Hook: tell systemd (Type=notify) we are ready once the first token is in the file."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def __call__(self, token: IdToken) -> None:
+        if not self.sent:
+            self.sent = True
+            systemd.notify(f"READY=1\nSTATUS=token for sub {token.claims.get('sub')} in place")
 
 
 def _remove(path: str) -> None:

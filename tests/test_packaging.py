@@ -1,0 +1,220 @@
+"""packaging/ stays honest: files parse, and their paths, variables, ports and arguments agree
+with each other and with the CLI."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from azfed_helper import config
+from azfed_helper.cli import build_parser
+
+from .conftest import REPO
+
+PACKAGING = REPO / "packaging"
+TOKEN_DIR = "/var/run/azfed"
+CONSUMER_VARIABLES = {
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_AUTHORITY_HOST",
+}
+
+
+def known_variables() -> set[str]:
+    return {env for _name, env, _default, _parse in config._SPECS if env}
+
+
+def assert_cli_accepts(argv: list[str]) -> None:
+    """The arguments a manifest passes parse with our CLI (argparse exits on an unknown option)."""
+    build_parser(argv).parse_args(argv)
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(PACKAGING / "systemd" / name)
+    return parser
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    binary = Path(sys.executable).with_name("azfed-helper")
+    assert binary.exists(), "the console script must be installed (./scripts/test does it)"
+    names = ["azfed-helper-write.service", "azfed-helper-write.timer", "azfed-helper.service"]
+    for name in names:
+        text = (PACKAGING / "systemd" / name).read_text()
+        (tmp_path / name).write_text(text.replace("/usr/local/bin/azfed-helper", str(binary)))
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", *names],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ""  # no ignored or misspelt settings
+
+
+@pytest.mark.parametrize("name", ["azfed-helper-write.service", "azfed-helper.service"])
+def test_systemd_services_are_hardened_and_consistent(name: str) -> None:
+    service = unit(name)["Service"]
+    for key, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "RuntimeDirectory": "azfed-helper",
+        "RuntimeDirectoryMode": "0750",
+        "EnvironmentFile": "/etc/azfed-helper/azfed-helper.env",
+    }.items():
+        assert service.get(key) == value, key
+    assert "SystemCallFilter" in service
+    command = service["ExecStart"].split()
+    assert command[0] == "/usr/local/bin/azfed-helper"
+    assert_cli_accepts(command[1:])
+
+
+def test_systemd_daemon_and_timer_shape() -> None:
+    daemon = unit("azfed-helper.service")["Service"]
+    assert daemon["Type"] == "notify"
+    assert daemon["Restart"] == "on-failure"
+    timer = unit("azfed-helper-write.timer")["Timer"]
+    assert timer["OnCalendar"] == "*:0/5"
+    assert timer["Persistent"] == "true"
+    assert "RandomizedDelaySec" in timer
+
+
+def test_systemd_environment_file_matches_runtime_directory() -> None:
+    variables: dict[str, str] = {}
+    for raw in (PACKAGING / "systemd" / "azfed-helper.env").read_text().splitlines():
+        line = raw.strip().lstrip("#")
+        if "=" in line and not line.startswith(" ") and line.split("=")[0].isupper():
+            name, _, value = line.partition("=")
+            variables[name] = value
+    assert set(variables) <= known_variables()
+    assert variables["AZURE_FEDERATED_TOKEN_FILE"] == "/run/azfed-helper/token"  # RuntimeDirectory
+    config.parse_mode(variables["AZFED_MODE"])
+
+
+def containerfile() -> list[tuple[str, str]]:
+    lines = []
+    for raw in (
+        (PACKAGING / "container" / "Containerfile").read_text().replace("\\\n", " ").splitlines()
+    ):
+        if raw.strip() and not raw.lstrip().startswith("#"):
+            keyword, _, rest = raw.strip().partition(" ")
+            lines.append((keyword.upper(), rest.strip()))
+    return lines
+
+
+def test_container_image_runs_daemon_as_non_root() -> None:
+    final = containerfile()
+    final = final[max(i for i, (k, _) in enumerate(final) if k == "FROM") :]  # the last stage
+    values = {keyword: rest for keyword, rest in final}
+    uid = values["USER"].split(":")[0]
+    assert uid.isdigit()
+    assert int(uid) != 0
+    entrypoint = json.loads(values["ENTRYPOINT"])
+    command = json.loads(values["CMD"])
+    assert entrypoint == ["azfed-helper"]
+    assert_cli_accepts(command)
+    assert command[0] == "daemon"
+    assert json.loads(values["VOLUME"]) == [TOKEN_DIR]
+    assert f"AZURE_FEDERATED_TOKEN_FILE={TOKEN_DIR}/token" in values["ENV"]
+
+
+def kubernetes_pod() -> dict[str, Any]:
+    documents = list(
+        yaml.safe_load_all((PACKAGING / "kubernetes" / "gke-sidecar.yaml").read_text())
+    )
+    deployment = next(doc for doc in documents if doc["kind"] == "Deployment")
+    account = next(doc for doc in documents if doc["kind"] == "ServiceAccount")
+    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    return pod
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container.get("env", [])}
+
+
+def mount_of(container: dict[str, Any], volume: str) -> dict[str, Any]:
+    return next(m for m in container["volumeMounts"] if m["name"] == volume)
+
+
+def test_kubernetes_native_sidecar_shares_a_directory() -> None:
+    pod = kubernetes_pod()
+    (sidecar,) = pod["initContainers"]
+    (app,) = pod["containers"]
+    assert sidecar["restartPolicy"] == "Always"  # native sidecar: starts before the app
+    (volume,) = pod["volumes"]
+    assert volume["emptyDir"]["medium"] == "Memory"
+    sidecar_env, app_env = env_of(sidecar), env_of(app)
+    token_file = app_env["AZURE_FEDERATED_TOKEN_FILE"]
+    assert sidecar_env["AZURE_FEDERATED_TOKEN_FILE"] == token_file
+    assert set(app_env) == CONSUMER_VARIABLES
+    assert set(sidecar_env) <= known_variables()
+    for container in (sidecar, app):
+        mount = mount_of(container, volume["name"])
+        assert os.path.dirname(token_file) == mount["mountPath"]  # the directory, not the file
+        assert "subPath" not in mount
+    assert mount_of(app, volume["name"])["readOnly"] is True
+    assert_cli_accepts(sidecar["args"])
+    for probe in ("startupProbe", "readinessProbe"):
+        command = sidecar[probe]["exec"]["command"]
+        assert command[0] == "azfed-helper"
+        assert_cli_accepts(command[1:])
+
+
+def test_kubernetes_security_contexts_and_token_readability() -> None:
+    pod = kubernetes_pod()
+    (sidecar,) = pod["initContainers"]
+    (app,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for container in (sidecar, app):
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["runAsUser"] != 0
+    assert sidecar["securityContext"]["runAsUser"] != app["securityContext"]["runAsUser"]
+    env = env_of(sidecar)
+    assert config.parse_mode(env["AZFED_MODE"]) & 0o040  # group-readable ...
+    assert env["AZFED_GROUP"] == str(pod["securityContext"]["fsGroup"])  # ... by the app's group
+
+
+def test_cloud_run_service() -> None:
+    service = yaml.safe_load((PACKAGING / "cloudrun" / "service.yaml").read_text())
+    template = service["spec"]["template"]
+    containers = {c["name"]: c for c in template["spec"]["containers"]}
+    dependencies = json.loads(
+        template["metadata"]["annotations"]["run.googleapis.com/container-dependencies"]
+    )
+    assert dependencies == {"app": ["azfed-helper"]}
+    assert set(dependencies) | set(dependencies["app"]) <= set(containers)
+    (volume,) = template["spec"]["volumes"]
+    assert volume["emptyDir"]["medium"] == "Memory"
+    sidecar, app = containers["azfed-helper"], containers["app"]
+    token_file = env_of(app)["AZURE_FEDERATED_TOKEN_FILE"]
+    assert env_of(sidecar)["AZURE_FEDERATED_TOKEN_FILE"] == token_file
+    assert set(env_of(app)) == CONSUMER_VARIABLES
+    for container in (sidecar, app):
+        assert os.path.dirname(token_file) == mount_of(container, volume["name"])["mountPath"]
+    args = sidecar["args"]
+    assert_cli_accepts(args)
+    health_port = int(args[args.index("--health-addr") + 1].rsplit(":", 1)[1])
+    assert sidecar["startupProbe"]["httpGet"]["port"] == health_port
+    assert sidecar["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert health_port != app["ports"][0]["containerPort"]
