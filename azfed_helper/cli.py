@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "az-login": ("azfed_helper.commands.az_login", "keep the Azure CLI logged in (run before az)"),
     "az": ("azfed_helper.commands.az", "run the az-login hook, then become `az ARGS...`"),
     "token": ("azfed_helper.commands.token", "print an Azure access token (no Azure secret)"),
+    "serve": ("azfed_helper.commands.serve", "run a local managed-identity endpoint for az/SDKs"),
     "emulator": ("azfed_helper.emulator.command", "run the offline Google + Entra emulator"),
     "demo": ("azfed_helper.commands.demo", "walk the whole flow against the embedded emulator"),
 }
@@ -65,8 +66,27 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
             module = importlib.import_module(module_name)
             module.configure(sub)
+            if name not in WITHOUT_SETTINGS:
+                _add_config_options(sub)
             sub.set_defaults(_run=module.run)
     return parser
+
+
+# Commands that do not read Settings, so a config file means nothing to them.
+WITHOUT_SETTINGS = ("emulator", "demo")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration file")
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config file (env AZFED_CONFIG; default: ~/.config/azfed-helper/config.toml, "
+        "then /etc/azfed-helper/config.toml)",
+    )
+    group.add_argument(
+        "--profile", metavar="NAME", help="profile in the config file (env AZFED_PROFILE)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from . import TYPE_CHECKING
+from . import TYPE_CHECKING, configfile
 from .durations import parse_duration
 from .errors import UsageError
 from .idtoken import DEFAULT_AUDIENCE
@@ -96,6 +96,10 @@ _SPECS: tuple[tuple[str, str | None, object, Callable[[str], object]], ...] = (
 )
 
 
+# Settings a config-file profile may hold: all but the per-invocation switches.
+PROFILE_KEYS = frozenset(name for name, *_ in _SPECS) - {"force"}
+
+
 class Settings:
     """Resolved configuration for one command. Treat as read-only after :func:`resolve`."""
 
@@ -170,17 +174,27 @@ class Settings:
 
 
 def resolve(flags: object, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings: a flag value (not None) wins, then the environment, then the default.
+    """Build Settings: a flag value (not None) wins, then the environment, then the config-file
+    profile, then the default.
 
     ``flags`` is an argparse namespace (or any object); missing attributes count as not given.
-    Flag values may already be parsed (argparse ``type=``) or strings.
+    Flag values may already be parsed (argparse ``type=``) or strings. ``flags.config`` and
+    ``flags.profile`` (else ``AZFED_CONFIG`` / ``AZFED_PROFILE``) choose the config file and profile.
     """
     env = os.environ if environ is None else environ
+    profile = configfile.load(
+        getattr(flags, "config", None) or env.get("AZFED_CONFIG"),
+        getattr(flags, "profile", None) or env.get("AZFED_PROFILE"),
+        PROFILE_KEYS,
+        env,
+    )
     values: dict[str, object] = {}
     for name, env_name, default, parse in _SPECS:
         value = getattr(flags, name, None)
         if value is None and env_name and env.get(env_name):
             value = env[env_name]
+        if value is None:
+            value = profile.get(name)
         if value is None:
             value = default
         elif isinstance(value, str) and parse is not _text:

@@ -30,6 +30,8 @@ WRITE_VALUES = {
     "--mode": "mode",
     "--group": "group",
 }
+# Accepted by every command that reads Settings (cli._add_config_options).
+CONFIG_VALUES = {"--config": "config", "--profile": "profile"}
 WRITE_FLAGS = {"--create-dirs": "create_dirs", "-q": "quiet", "--quiet": "quiet"}
 # Options of `az-login` and `az` (kept equal to commands/az_login.py by tests/test_az_fastpath.py).
 AZ_LOGIN_VALUES = {
@@ -94,7 +96,7 @@ def parse_simple(
     while index < len(argv):
         arg = argv[index]
         name, equals, inline = arg.partition("=")
-        if name in values:
+        if name in values or name in CONFIG_VALUES:
             if equals:
                 value = inline
             elif index + 1 < len(argv) and not argv[index + 1].startswith("-"):
@@ -102,7 +104,7 @@ def parse_simple(
                 value = argv[index]
             else:
                 return None
-            dest = values[name]
+            dest = values.get(name) or CONFIG_VALUES[name]
             if dest in repeated:
                 collected = parsed.setdefault(dest, [])
                 assert isinstance(collected, list)
