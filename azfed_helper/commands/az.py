@@ -1,0 +1,49 @@
+"""``azfed-helper az [OPTIONS] -- ARGS...``: run the az-login hook, then become ``az ARGS...``.
+
+``os.execvp`` replaces this process, so az's exit status, stdin/stdout/stderr and signals are its
+own. The no-op case goes straight to the exec from fastpath.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .. import azcli
+from ..assertion import MIN_PRESENTED_LIFETIME
+from ..config import resolve
+from ..durations import format_duration
+from ..errors import AzfedError
+from .az_login import add_hook_options
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_hook_options(parser)
+    parser.add_argument(
+        "az_args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="arguments for az"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = resolve(args)
+    target = azcli.Target(
+        settings,
+        authority=azcli.explicit_authority(args),
+        subscription=args.subscription,
+        az=args.az,
+    )
+    az_args = args.az_args[1:] if args.az_args[:1] == ["--"] else args.az_args
+    try:
+        azcli.ensure(settings, target)
+    except AzfedError as exc:
+        # Like the daemon: a failed refresh does not stop az while its login is still good.
+        left = azcli.held_lifetime(target, azcli.config_dir(), time.time())
+        if left is None or left <= MIN_PRESENTED_LIFETIME:
+            raise
+        print(
+            f"azfed-helper: warning: could not refresh az's login: {exc}\n"
+            f"  az's current login stays valid for {format_duration(left)}",
+            file=sys.stderr,
+        )
+    azcli.exec_az(target.az, az_args)

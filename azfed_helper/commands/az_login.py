@@ -1,0 +1,87 @@
+"""``azfed-helper az-login``: make sure az is logged in as the configured app, before each use.
+
+The no-op case (az already holds our validated assertion with more than the refresh margin left)
+is answered by fastpath.py without reaching this module; here run the refresh and ``--print-hook``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .. import azcli, options
+from ..config import resolve
+from ..durations import format_duration
+
+
+def add_hook_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``azfed-helper az`` (and mirrored in fastpath.AZ_LOGIN_VALUES)."""
+    options.add_token_file(parser)
+    options.add_source(parser)
+    options.add_azure(parser)
+    group = parser.add_argument_group("Azure CLI")
+    group.add_argument("--az", metavar="PATH", help="the az executable (default: az on PATH)")
+    group.add_argument(
+        "--subscription",
+        metavar="ID_OR_NAME",
+        help="subscription to select at login (default: none, so login makes no ARM call)",
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_hook_options(parser)
+    parser.add_argument(
+        "--force", action="store_true", default=None, help="log in again even if az is current"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    parser.add_argument(
+        "--print-hook",
+        choices=azcli.SHELLS,
+        metavar="SHELL",
+        help="print a shell function `az` that runs this hook first, then exit "
+        f'({", ".join(azcli.SHELLS)}); e.g. eval "$(azfed-helper az-login --print-hook bash)"',
+    )
+
+
+def _self_command() -> list[str]:
+    """How the hook calls us back: this console script by absolute path, else ``python -m``."""
+    script = sys.argv[0]
+    if os.path.basename(script) == "azfed-helper" and os.path.isfile(script):
+        return [os.path.abspath(script)]
+    return [sys.executable, "-m", "azfed_helper"]
+
+
+def hook_command(args: argparse.Namespace) -> list[str]:
+    """``azfed-helper az`` with the hook options given on this command line."""
+    from ..fastpath import AZ_LOGIN_VALUES
+
+    command = [*_self_command(), "az"]
+    for option, dest in AZ_LOGIN_VALUES.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            command += [option, str(value)]
+    return command
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.print_hook:
+        sys.stdout.write(azcli.hook_snippet(args.print_hook, hook_command(args)))
+        return 0
+    settings = resolve(args)
+    target = azcli.Target(
+        settings,
+        authority=azcli.explicit_authority(args),
+        subscription=args.subscription,
+        az=args.az,
+    )
+    login = azcli.ensure(settings, target, force=bool(args.force))
+    if login is not None and not args.quiet:
+        left = format_duration(login.token.remaining(time.time()))
+        print(
+            f"az logged in as {target.client_id} (tenant {target.tenant_id}, cloud "
+            f"{login.cloud.name}); assertion valid for {left}",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,231 @@
+"""The az hook against the real Azure CLI (its own venv, see az_venv.py) and the emulator.
+
+az reaches only loopback: the emulator's Entra is registered as a custom cloud, telemetry is off,
+the version check is pre-seeded and proxies point at a dead port. A recording shim named `az`,
+first on PATH, logs every az invocation's argv before running the real az.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .az_venv import AZ_VERSION, ensure_az
+from .conftest import cli_env, run_cli
+
+pytestmark = pytest.mark.az
+
+JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+RESOURCE = ("--resource", "https://storage.azure.com")
+
+
+@pytest.fixture(scope="session")
+def real_az() -> Path:
+    return ensure_az()
+
+
+class AzWorld:
+    """One az profile pointed at the emulator, with the recording shim on PATH."""
+
+    def __init__(self, emulator: Any, tmp_path: Path, real_az: Path) -> None:
+        self.emulator = emulator
+        self.config = tmp_path / "azure"
+        self.log = tmp_path / "az-argv.log"
+        shim_dir = tmp_path / "shim"
+        shim_dir.mkdir()
+        shim = shim_dir / "az"
+        shim.write_text(
+            f'#!/bin/sh\nprintf "%s\\037" "$@" >> "{self.log}"\necho >> "{self.log}"\n'
+            f'exec "{real_az}" "$@"\n'
+        )
+        shim.chmod(0o755)
+        self.env = {
+            **emulator.env(),
+            "AZURE_CONFIG_DIR": str(self.config),
+            "AZFED_CACHE_DIR": str(tmp_path / "cache"),
+            "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            "AZURE_CORE_INSTANCE_DISCOVERY": "false",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "PATH": f"{shim_dir}:{cli_env()['PATH']}",
+        }
+        self.config.mkdir()
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+        versions = {name: {"local": AZ_VERSION} for name in ("azure-cli", "core", "telemetry")}
+        (self.config / "versionCheck.json").write_text(
+            json.dumps({"versions": versions, "update_time": stamp})
+        )
+        host = emulator.authority_host
+        self.az(
+            "cloud", "register", "-n", "azfedemu", "--endpoint-active-directory", host,
+            "--endpoint-resource-manager", host + "/",
+            "--endpoint-active-directory-resource-id", "https://management.core.windows.net/",
+            "--skip-endpoint-discovery",
+        )  # fmt: skip
+        self.az("cloud", "set", "-n", "azfedemu")
+        self.log.unlink()
+
+    def az(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = cli_env({**self.env, "AZURE_CONFIG_DIR": str(config or self.config)})
+        return subprocess.run(
+            ["az", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    def helper(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, env={**self.env, **extra}, timeout=120)
+
+    def calls(self) -> list[list[str]]:
+        """The argv of every az run since the last call, and forget them."""
+        if not self.log.exists():
+            return []
+        lines = self.log.read_text().splitlines()
+        self.log.unlink()
+        return [line.split("\x1f")[:-1] for line in lines]
+
+
+@pytest.fixture
+def world(emulator: Any, tmp_path: Path, real_az: Path) -> AzWorld:
+    return AzWorld(emulator, tmp_path, real_az)
+
+
+def assert_no_token_in(calls: list[list[str]]) -> None:
+    for argv in calls:
+        assert not any(JWT.search(arg) for arg in argv), argv
+
+
+def test_login_then_noop_runs_no_az(world: AzWorld) -> None:
+    done = world.helper("az-login")
+    assert done.returncode == 0, done.stderr
+    assert "az logged in as" in done.stderr
+    calls = world.calls()
+    assert [argv[:2] for argv in calls] == [["cloud", "show"], ["login", "--service-principal"]]
+    login = calls[1]
+    assert login[login.index("--federated-token") + 1].startswith("@")
+    assert "--skip-subscription-discovery" in login
+    assert_no_token_in(calls)
+    got = world.az("account", "get-access-token", *RESOURCE, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["accessToken"].count(".") == 2
+    world.calls()
+    world.emulator.reset_counts()
+    again = world.helper("az-login")
+    assert (again.returncode, again.stderr) == (0, "")
+    assert world.calls() == []  # the no-op path starts no az process...
+    assert sum(world.emulator.counts.values()) == 0  # ...and makes no request
+
+
+def test_wrapper_keeps_az_working_where_plain_login_expires(world: AzWorld, tmp_path: Path) -> None:
+    emulator = world.emulator
+    lifetime = 5
+    emulator.id_token_lifetime = lifetime  # Google tokens live 5 s...
+    margin = {"AZFED_REFRESH_MARGIN": "3"}  # ...and are replaced with less than 3 s left
+    emulator.access_token_lifetime = 60  # < 5 minutes: az's MSAL never serves it from cache
+    get = ("account", "get-access-token", *RESOURCE, "-o", "json")
+    # Plain `az login --federated-token`, in a profile of its own.
+    plain = tmp_path / "plain-azure"
+    plain.mkdir()
+    for name in ("versionCheck.json", "clouds.config", "config"):
+        (plain / name).write_bytes((world.config / name).read_bytes())
+    token_file = tmp_path / "plain-token"
+    token_file.write_text(emulator.mint_google_id_token())
+    login = world.az(
+        "login", "--service-principal", "-u", emulator.client_id, "--tenant", emulator.tenant_id,
+        "--federated-token", f"@{token_file}", "--skip-subscription-discovery", "-o", "none",
+        config=plain,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    assert world.az(*get, config=plain).returncode == 0  # works at first
+    # The wrapper, called again and again over three token lifetimes.
+    calls = 0
+    deadline = time.time() + 3 * lifetime
+    while time.time() < deadline:
+        wrapped = world.helper("az", "--", *get, **margin)
+        assert wrapped.returncode == 0, wrapped.stderr
+        assert json.loads(wrapped.stdout)["tokenType"] == "Bearer"
+        calls += 1
+    assert calls >= 6
+    logins = [argv for argv in world.calls() if argv[:1] == ["login"]]
+    assert len(logins) >= 3  # the hook logged in again as tokens neared expiry
+    assert_no_token_in(logins)
+    expired = world.az(*get, config=plain)
+    assert expired.returncode != 0
+    assert "AADSTS700024" in expired.stderr  # plain `az login --federated-token` ran out
+
+
+def test_assertion_entra_refuses_fails_now_not_later(world: AzWorld, tmp_path: Path) -> None:
+    assert world.helper("az-login").returncode == 0
+    record = (world.config / "azfed-helper.json").read_text()
+    world.emulator.federated_credentials.clear()  # the app no longer trusts this Google account
+    refused = world.helper("az-login", "--force")
+    assert refused.returncode == 1
+    assert "AADSTS70021" in refused.stderr and "federated credential" in refused.stderr
+    assert (world.config / "azfed-helper.json").read_text() == record  # nothing recorded
+    # What the hook protects against: plain az "succeeds" from its cached ARM token.
+    token_file = tmp_path / "t"
+    token_file.write_text(world.emulator.mint_google_id_token())
+    plain = world.az(
+        "login", "--service-principal", "-u", world.emulator.client_id,
+        "--tenant", world.emulator.tenant_id, "--federated-token", f"@{token_file}",
+        "--skip-subscription-discovery", "-o", "none",
+    )  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+
+
+def test_user_logout_and_own_login_are_handled(world: AzWorld, tmp_path: Path) -> None:
+    assert world.helper("az-login").returncode == 0
+    assert world.az("logout").returncode == 0
+    assert world.az("account", "get-access-token").returncode != 0  # az really is logged out
+    world.calls()
+    assert world.helper("az-login", "-q").returncode == 0
+    assert [argv[0] for argv in world.calls()] == ["cloud", "login"]
+    assert world.az("account", "get-access-token", *RESOURCE).returncode == 0
+    # The user logs in by hand with some token: not one we validated, so the hook takes over.
+    token_file = tmp_path / "mine"
+    token_file.write_text(world.emulator.mint_google_id_token())
+    world.az(
+        "login", "--service-principal", "-u", world.emulator.client_id,
+        "--tenant", world.emulator.tenant_id, "--federated-token", f"@{token_file}",
+        "--skip-subscription-discovery", "-o", "none",
+    )  # fmt: skip
+    world.calls()
+    assert world.helper("az-login", "-q").returncode == 0
+    assert [argv[0] for argv in world.calls()] == ["cloud", "login"]
+
+
+def test_daemon_az_login(world: AzWorld, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "azfed_helper",
+            "daemon",
+            "--token-file",
+            str(token_file),
+            "--az-login",
+        ],
+        env=cli_env(world.env),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        record = world.config / "azfed-helper.json"
+        deadline = time.time() + 60
+        while not record.exists() and daemon.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert record.exists()
+    finally:
+        daemon.terminate()
+        _, stderr = daemon.communicate(timeout=30)
+    assert "az logged in as" in stderr
+    assert json.loads(record.read_text())["assertion_exp"] > time.time()
+    assert world.az("account", "get-access-token", *RESOURCE).returncode == 0
