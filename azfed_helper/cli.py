@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "az": ("azfed_helper.commands.az", "run the az-login hook, then become `az ARGS...`"),
     "token": ("azfed_helper.commands.token", "print an Azure access token (no Azure secret)"),
     "serve": ("azfed_helper.commands.serve", "run a local managed-identity endpoint for az/SDKs"),
+    "doctor": ("azfed_helper.commands.doctor", "diagnose the set-up, each check with its fix"),
     "emulator": ("azfed_helper.emulator.command", "run the offline Google + Entra emulator"),
     "demo": ("azfed_helper.commands.demo", "walk the whole flow against the embedded emulator"),
 }

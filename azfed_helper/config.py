@@ -125,7 +125,12 @@ class Settings:
     resource: str | None
     output: str
 
+    # Where each value came from ("command line", an environment variable, "config file",
+    # "default"), for `doctor`; filled by resolve().
+    origins: dict[str, str]
+
     def __init__(self, **values: object) -> None:
+        self.origins = {}
         for name, _env, default, _parse in _SPECS:
             setattr(self, name, values.pop(name, default))
         if values:
@@ -189,18 +194,20 @@ def resolve(flags: object, environ: Mapping[str, str] | None = None) -> Settings
         env,
     )
     values: dict[str, object] = {}
+    origins: dict[str, str] = {}
     for name, env_name, default, parse in _SPECS:
-        value = getattr(flags, name, None)
+        value, origins[name] = getattr(flags, name, None), "command line"
         if value is None and env_name and env.get(env_name):
-            value = env[env_name]
+            value, origins[name] = env[env_name], env_name
+        if value is None and name in profile:
+            value, origins[name] = profile[name], "config file"
         if value is None:
-            value = profile.get(name)
-        if value is None:
-            value = default
+            value, origins[name] = default, "default"
         elif isinstance(value, str) and parse is not _text:
             value = parse(value)
         values[name] = value
     settings = Settings(**values)
+    settings.origins = origins
     if settings.audience == "":
         raise UsageError("the audience is empty", "pass --audience or unset AZFED_AUDIENCE")
     return settings

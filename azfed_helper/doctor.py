@@ -1,0 +1,272 @@
+"""``azfed-helper doctor``: every check in order, each passed, failed or skipped with the fix.
+
+The checks run the real code paths (source detection, a real Google token, a real Entra exchange
+with that token, the token file on disk, the Azure CLI's state), so a pass means the deployment
+works, and a failure shows the same explained error the commands would. Never prints a token.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import shlex
+import stat
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import google_source, idtoken, tokenfile
+from .config import Settings
+from .durations import format_duration
+from .errors import AzfedError
+from .idtoken import GOOGLE_ISSUER, IdToken
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+DEFAULT_SCOPE = "https://management.azure.com/.default"
+
+
+class Check:
+    """One check's outcome: a status, what was seen (lines) and, when not passed, the fix."""
+
+    def __init__(self, name: str, status: str, details: list[str], fix: str | None = None) -> None:
+        self.name = name
+        self.status = status
+        self.details = details
+        self.fix = fix
+
+    def as_dict(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status, "details": self.details, "fix": self.fix}
+
+
+class Doctor:
+    """Runs the checks against one Settings; later checks use what earlier ones found."""
+
+    def __init__(self, settings: Settings, readers: list[str], scopes: list[str]) -> None:
+        self.settings = settings
+        self.readers = readers
+        self.scopes = scopes
+        self.token: IdToken | None = None
+
+    def run(self) -> list[Check]:
+        steps: list[Callable[[], Check]] = [
+            self.configuration,
+            self.google_source,
+            self.google_token,
+            self.federated_credential,
+            self.token_file,
+            self.entra_exchange,
+            self.azure_cli,
+        ]
+        return [_guarded(step) for step in steps]
+
+    def configuration(self) -> Check:
+        settings = self.settings
+        shown = (
+            *("token_file", "credentials", "impersonate", "audience", "client_id", "tenant_id"),
+            *("authority_host", "refresh_margin", "mode", "group", "cache_dir"),
+        )
+        details = []
+        for name in shown:
+            value = getattr(settings, name)
+            if name == "mode":
+                value = f"{value:04o}"
+            origin = settings.origins.get(name, "default")
+            details.append(
+                f"{name.replace('_', '-')}: {value if value is not None else '(unset)'} ({origin})"
+            )
+        return Check("configuration", PASS, details)
+
+    def google_source(self) -> Check:
+        source, _info = google_source.detect(self.settings)
+        return Check("google source", PASS, [source.describe()])
+
+    def google_token(self) -> Check:
+        raw = google_source.fetch(self.settings)
+        token = idtoken.validate(idtoken.decode(raw), self.settings.audience, time.time())
+        self.token = token
+        details = [f"{key}: {value}" for key, value in token.summary().items()]
+        details.append(f"expires in {format_duration(token.remaining(time.time()))}")
+        return Check("google token", PASS, details)
+
+    def federated_credential(self) -> Check:
+        if self.token is None:
+            return Check("federated credential", SKIP, ["needs a Google token (see above)"])
+        claims = self.token.claims
+        client = self.settings.client_id or "CLIENT_ID"
+        parameters = {
+            "name": f"google-{claims['sub']}",
+            "issuer": GOOGLE_ISSUER,
+            "subject": claims["sub"],
+            "audiences": [self.settings.audience],
+            "description": f"Google service account {claims.get('email', claims['sub'])}",
+        }
+        command = (
+            f"az ad app federated-credential create --id {shlex.quote(client)} "
+            f"--parameters {shlex.quote(json.dumps(parameters))}"
+        )
+        details = [
+            f"issuer {GOOGLE_ISSUER}, subject {claims['sub']}, audience {self.settings.audience}",
+            "the app registration needs exactly this federated credential; create it with:",
+            command,
+        ]
+        return Check("federated credential", PASS, details)
+
+    def token_file(self) -> Check:
+        path = self.settings.token_file
+        if not path:
+            return Check(
+                "token file",
+                SKIP,
+                ["no token file configured (token/credential keep the Google token in memory)"],
+                "set AZURE_FEDERATED_TOKEN_FILE or --token-file for the Azure SDKs, az and Terraform",
+            )
+        from .sync import sync_once
+
+        sync_once(self.settings)  # exactly what `write` does: a no-op when fresh
+        info = os.stat(path)
+        details = [
+            f"path: {path}",
+            f"mode: {stat.S_IMODE(info.st_mode):04o}, owner {_user(info.st_uid)}, group {_group(info.st_gid)}",
+        ]
+        token = tokenfile.read(path)
+        assert token is not None
+        details.append(
+            f"holds a valid token, expires in {format_duration(token.remaining(time.time()))}"
+        )
+        unreadable = [user for user in self.readers if not _can_read(user, path)]
+        details += [f"readable by {user}" for user in self.readers if user not in unreadable]
+        if unreadable:
+            return Check(
+                "token file",
+                FAIL,
+                details + [f"NOT readable by {user}" for user in unreadable],
+                "grant the readers a group: --group GROUP --mode 0640, and make every directory "
+                "on the path searchable by them",
+            )
+        return Check("token file", PASS, details)
+
+    def entra_exchange(self) -> Check:
+        if not (self.settings.client_id and self.settings.tenant_id):
+            return Check(
+                "entra exchange",
+                SKIP,
+                ["AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"],
+                "set --client-id/--tenant-id (or AZURE_CLIENT_ID/AZURE_TENANT_ID) to test the exchange",
+            )
+        if self.token is None:
+            return Check("entra exchange", SKIP, ["needs a Google token (see above)"])
+        from .exchange import Exchange
+
+        raw = self.token.raw
+        exchange = Exchange(self.settings, lambda: raw, persistent=False)
+        try:
+            access = exchange.acquire(self.scopes)
+        finally:
+            exchange.close()
+        claims = idtoken.decode(access.token).claims
+        return Check(
+            "entra exchange",
+            PASS,
+            [
+                f"Entra issued a token for {', '.join(self.scopes)} "
+                f"(aud {claims.get('aud')}, tid {claims.get('tid')}), "
+                f"expires in {format_duration(access.expires_on - time.time())}"
+            ],
+        )
+
+    def azure_cli(self) -> Check:
+        """az's state, when az is in use: is it logged in as we left it, and for how long?"""
+        import shutil
+
+        from . import azcli
+
+        az = shutil.which("az")
+        if az is None:
+            return Check("azure cli", SKIP, ["az is not on PATH (needed only for the az hook)"])
+        directory = azcli.config_dir()
+        if not os.path.exists(os.path.join(directory, azcli.RECORD)):
+            return Check(
+                "azure cli",
+                SKIP,
+                [f"{az} found; azfed-helper has not logged it in (config dir {directory})"],
+                "if you use az, run `azfed-helper az-login` or add its --print-hook to your shell",
+            )
+        target = azcli.Target(self.settings, authority=azcli.explicit_authority(self.settings))
+        left = azcli.held_lifetime(target, directory, time.time())
+        if left is None:
+            return Check(
+                "azure cli",
+                FAIL,
+                [f"az ({directory}) is no longer logged in as {target.client_id} by azfed-helper"],
+                "someone ran az login/logout or switched cloud; `azfed-helper az-login` logs in again",
+            )
+        state = "current" if left > target.margin else "due for refresh at the next az-login"
+        return Check(
+            "azure cli",
+            PASS,
+            [
+                f"az is logged in as {target.client_id}; assertion expires in {format_duration(left)} ({state})"
+            ],
+        )
+
+
+def _guarded(step: Callable[[], Check]) -> Check:
+    """A check that raised becomes a failed check carrying the error's message and hint."""
+    name = step.__name__.replace("_", " ")
+    try:
+        return step()
+    except AzfedError as exc:
+        return Check(name, FAIL, exc.message.splitlines(), exc.hint)
+    except Exception as exc:
+        return Check(
+            name, FAIL, [f"{type(exc).__name__}: {exc}"], "rerun with --debug and report it"
+        )
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} ({uid})"
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return f"{grp.getgrgid(gid).gr_name} ({gid})"
+    except KeyError:
+        return str(gid)
+
+
+def _can_read(user: str, path: str) -> bool:
+    """Would ``user`` be able to open ``path`` for reading (file mode and every directory)?"""
+    try:
+        account = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        return False
+    if account.pw_uid == 0:
+        return True
+    groups = {account.pw_gid} | {g.gr_gid for g in grp.getgrall() if account.pw_name in g.gr_mem}
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    while True:
+        if not _allowed(os.stat(directory), account.pw_uid, groups, 0o1):
+            return False
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return _allowed(os.stat(target), account.pw_uid, groups, 0o4)
+
+
+def _allowed(info: os.stat_result, uid: int, groups: set[int], bit: int) -> bool:
+    if info.st_uid == uid:
+        return bool(info.st_mode & (bit << 6))
+    if info.st_gid in groups:
+        return bool(info.st_mode & (bit << 3))
+    return bool(info.st_mode & bit)
+
+
+def report(checks: list[Check]) -> dict[str, Any]:
+    return {"ok": all(c.status != FAIL for c in checks), "checks": [c.as_dict() for c in checks]}
