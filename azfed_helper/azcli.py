@@ -27,6 +27,7 @@ import time
 
 from . import TYPE_CHECKING, idtoken
 from .errors import AzfedError, InvalidTokenError, UsageError
+from .locks import ProcessLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -407,29 +408,15 @@ def login_args(target: Target, token_file: str) -> list[str]:
     return args
 
 
-class _Locked:
-    """Serialise refreshes of one az profile across processes (filelock: refresh path only)."""
-
-    def __init__(self, directory: str, timeout: float = 2 * AZ_TIMEOUT + 60) -> None:
-        import filelock
-
-        self.path = os.path.join(directory, LOCK)
-        self.timeout = timeout
-        self._lock = filelock.FileLock(self.path, timeout=timeout, mode=0o600)
-
-    def __enter__(self) -> None:
-        import filelock
-
-        try:
-            self._lock.acquire()
-        except filelock.Timeout as exc:
-            raise AzCliError(
-                f"another azfed-helper process has held {self.path} for {self.timeout:.0f}s",
-                "check for a stuck `az login`; the lock is released when its process exits",
-            ) from exc
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()
+def _locked(directory: str, timeout: float = 2 * AZ_TIMEOUT + 60) -> ProcessLock:
+    """Serialise refreshes of one az profile across processes (refresh path only)."""
+    return ProcessLock(
+        os.path.join(directory, LOCK),
+        timeout,
+        "the az profile lock",
+        "check for a stuck `az login`; the lock is released when its process exits",
+        AzCliError,
+    )
 
 
 def ensure(
@@ -451,7 +438,7 @@ def ensure(
             f"cannot create az's configuration directory {directory}: {exc.strerror}",
             "set AZURE_CONFIG_DIR to a writable directory",
         ) from exc
-    with _Locked(directory):
+    with _locked(directory):
         if not force and is_current(target, directory, clock()):
             return None  # another process logged in while we waited
         cloud = az_cloud(az)

@@ -15,12 +15,10 @@ import sys
 
 from . import TYPE_CHECKING, tokenfile
 from .errors import TokenFileError
+from .locks import ProcessLock
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
-
-    import filelock
 
     from .config import Settings
 
@@ -144,39 +142,9 @@ def ensure_dir(directory: str) -> None:
         ) from exc
 
 
-class locked:
-    """Hold the cache lock across load → acquire → write.
-
-    ``filelock`` locks the OS way (flock), so a crashed holder never leaves a lock that blocks
-    later runs; the lock file itself may stay, harmlessly.
-    """
-
-    def __init__(self, directory: str, timeout: float = 120) -> None:
-        self.path = os.path.join(directory, LOCK_FILE)
-        self.timeout = timeout
-        self._lock: filelock.FileLock | None = None
-
-    def __enter__(self) -> None:
-        import filelock
-
-        self._lock = filelock.FileLock(self.path, timeout=self.timeout, mode=0o600)
-        try:
-            self._lock.acquire()
-        except filelock.Timeout as exc:
-            raise TokenFileError(
-                f"another azfed-helper process has held the token cache lock {self.path} "
-                f"for {self.timeout:.0f}s",
-                "check for a stuck process; the lock is released when its process exits",
-            ) from exc
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._lock is not None:
-            self._lock.release()
+def locked(directory: str, timeout: float = 120) -> ProcessLock:
+    """The cache lock, held across load → acquire → write."""
+    return ProcessLock(os.path.join(directory, LOCK_FILE), timeout, "the token cache lock")
 
 
 def read_document(path: str) -> str | None:

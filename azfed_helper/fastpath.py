@@ -17,8 +17,9 @@ from .errors import AzfedError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-# Options of `write` (kept equal to its argparse declaration by tests/test_fastpath.py).
-WRITE_VALUES = {
+# The option tables below are kept equal to the commands' argparse declarations by the tests
+# (tests/test_fastpath.py, test_azcli.py, test_token_cli.py); they share these groups.
+SOURCE_VALUES = {  # options.add_token_file + options.add_source
     "--token-file": "token_file",
     "--audience": "audience",
     "--credentials": "credentials",
@@ -27,48 +28,28 @@ WRITE_VALUES = {
     "--refresh-margin": "refresh_margin",
     "--source-timeout": "source_timeout",
     "--iam-endpoint": "iam_endpoint",
-    "--mode": "mode",
-    "--group": "group",
 }
-# Accepted by every command that reads Settings (cli._add_config_options).
-CONFIG_VALUES = {"--config": "config", "--profile": "profile"}
-WRITE_FLAGS = {"--create-dirs": "create_dirs", "-q": "quiet", "--quiet": "quiet"}
-# Options of `az-login` and `az` (kept equal to commands/az_login.py by tests/test_az_fastpath.py).
-AZ_LOGIN_VALUES = {
-    "--token-file": "token_file",
-    "--audience": "audience",
-    "--credentials": "credentials",
-    "--impersonate": "impersonate",
-    "--token-format": "token_format",
-    "--refresh-margin": "refresh_margin",
-    "--source-timeout": "source_timeout",
-    "--iam-endpoint": "iam_endpoint",
+AZURE_VALUES = {  # options.add_azure
     "--client-id": "client_id",
     "--tenant-id": "tenant_id",
     "--authority-host": "authority_host",
-    "--az": "az",
-    "--subscription": "subscription",
 }
-AZ_LOGIN_FLAGS = {"-q": "quiet", "--quiet": "quiet"}
+# Accepted by every command that reads Settings (cli._add_config_options).
+CONFIG_VALUES = {"--config": "config", "--profile": "profile"}
+QUIET_FLAGS = {"-q": "quiet", "--quiet": "quiet"}
 
-# Options of `token` (kept equal to its argparse declaration by tests/test_token_fastpath.py).
+WRITE_VALUES = {**SOURCE_VALUES, "--mode": "mode", "--group": "group"}
+WRITE_FLAGS = {"--create-dirs": "create_dirs", **QUIET_FLAGS}
+AZ_LOGIN_VALUES = {**SOURCE_VALUES, **AZURE_VALUES, "--az": "az", "--subscription": "subscription"}
+AZ_LOGIN_FLAGS = QUIET_FLAGS
 TOKEN_VALUES = {
     "--scope": "scopes",
     "--resource": "resource",
     "--output": "output",
     "-o": "output",
-    "--client-id": "client_id",
-    "--tenant-id": "tenant_id",
-    "--authority-host": "authority_host",
+    **AZURE_VALUES,
     "--cache-dir": "cache_dir",
-    "--token-file": "token_file",
-    "--audience": "audience",
-    "--credentials": "credentials",
-    "--impersonate": "impersonate",
-    "--token-format": "token_format",
-    "--refresh-margin": "refresh_margin",
-    "--source-timeout": "source_timeout",
-    "--iam-endpoint": "iam_endpoint",
+    **SOURCE_VALUES,
 }
 TOKEN_REPEATED = frozenset({"scopes"})
 

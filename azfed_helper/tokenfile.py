@@ -11,14 +11,10 @@ from __future__ import annotations
 import errno
 import os
 
-from . import TYPE_CHECKING, idtoken
+from . import idtoken
 from .errors import InvalidTokenError, TokenFileError, UsageError
 from .idtoken import IdToken
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
-    import filelock
+from .locks import ProcessLock
 
 # Largest token file we read; Google ID tokens are ~1 KB, anything huge is not ours.
 _MAX_BYTES = 64 * 1024
@@ -171,34 +167,11 @@ def lock_path(path: str) -> str:
     return os.path.join(directory, f".{base}.lock")
 
 
-class writer_lock:
-    """Hold the cross-process writer lock for ``path`` (readers never take it).
-
-    A class rather than a contextlib generator: contextlib is not otherwise on the no-op path.
-    """
-
-    def __init__(self, path: str, timeout: float = 60) -> None:
-        self.path = lock_path(path)
-        self.timeout = timeout
-        self._lock: filelock.FileLock | None = None
-
-    def __enter__(self) -> None:
-        import filelock
-
-        self._lock = filelock.FileLock(self.path, timeout=self.timeout, mode=0o600)
-        try:
-            self._lock.acquire()
-        except filelock.Timeout as exc:
-            raise TokenFileError(
-                f"another azfed-helper process has held the lock {self.path} for {self.timeout:.0f}s",
-                "check for a stuck writer; the lock is released when its process exits",
-            ) from exc
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._lock is not None:
-            self._lock.release()
+def writer_lock(path: str, timeout: float = 60) -> ProcessLock:
+    """The cross-process writer lock for ``path`` (readers never take it)."""
+    return ProcessLock(
+        lock_path(path),
+        timeout,
+        "the token file lock",
+        "check for a stuck writer; the lock is released when its process exits",
+    )

@@ -1,0 +1,60 @@
+"""One cross-process lock type for the token file, the token cache and the az profile.
+
+``filelock`` locks the OS way (flock), so a crashed holder never leaves a lock that blocks later
+runs; the lock file itself may stay, harmlessly. filelock is imported only when a lock is taken,
+which happens on refresh paths, never on the no-op ones.
+"""
+
+from __future__ import annotations
+
+from . import TYPE_CHECKING
+from .errors import AzfedError, TokenFileError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import filelock
+
+
+class ProcessLock:
+    """``with ProcessLock(path, timeout, what):`` holds the lock; a timeout is a clear error.
+
+    ``what`` names the lock in the error ("the token file lock"); ``hint`` says what to look for.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        timeout: float,
+        what: str,
+        hint: str = "check for a stuck azfed-helper process; the lock is released when it exits",
+        error: type[AzfedError] = TokenFileError,
+    ) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.what = what
+        self.hint = hint
+        self.error = error
+        self._lock: filelock.FileLock | None = None
+
+    def __enter__(self) -> None:
+        import filelock
+
+        self._lock = filelock.FileLock(self.path, timeout=self.timeout, mode=0o600)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout as exc:
+            raise self.error(
+                f"another azfed-helper process has held {self.what} {self.path} "
+                f"for {self.timeout:.0f}s",
+                self.hint,
+            ) from exc
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._lock is not None:
+            self._lock.release()
