@@ -83,6 +83,8 @@ _DEFAULT = (
     "see the error above and https://learn.microsoft.com/entra/identity-platform/reference-error-codes",
 )
 FIC_MISMATCH = frozenset({70021, 700211, 700212, 700213, 7002137, 7002138})
+# Refusals about what was asked for (an unknown resource or scope), not about our credential.
+SCOPE_ERRORS = frozenset({70011, 500011, 1002012})
 
 
 class EntraError(ExchangeError):

@@ -23,6 +23,7 @@ from .errors import UsageError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .identity_server import IdentityServer
     from .sidecar import HealthState
 
 log = logging.getLogger("azfed_helper.health")
@@ -66,8 +67,11 @@ class Checks:
         token_file: str,
         audience: str,
         min_remaining: float,
+        *,
         clock: Callable[[], float] = time.time,
+        identity: IdentityServer | None = None,
     ) -> None:
+        self.identity = identity
         self.state = state
         self.token_file = token_file
         self.audience = audience
@@ -85,6 +89,14 @@ class Checks:
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
+        """Ready while the file is (and, with ``--identity-endpoint``, the endpoint is)."""
+        ready, reason = self._file_ready()
+        if self.identity is None:
+            return ready, reason
+        endpoint_ready, endpoint_reason = self.identity.ready()
+        return ready and endpoint_ready, f"{reason}; endpoint: {endpoint_reason}"
+
+    def _file_ready(self) -> tuple[bool, str]:
         """Ready while the file holds a token readers can still use for their reuse window."""
         now = self.clock()
         token = tokenfile.fresh_token(self.token_file, self.audience, now, 0)
@@ -146,7 +158,8 @@ class Checks:
                 "Unix time of the next planned refresh or retry.",
                 [("", round(snapshot.next_refresh, 3))],
             )
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        return text + self.identity.metrics_text() if self.identity is not None else text
 
 
 class _Handler(BaseHTTPRequestHandler):

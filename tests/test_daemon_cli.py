@@ -232,3 +232,44 @@ def test_systemd_readiness_notification(emulator: Any, tmp_path: Path) -> None:
         finally:
             daemon.kill()
             daemon.wait()
+
+
+def test_identity_endpoint_in_the_sidecar(emulator: Any, start_daemon: Any, tmp_path: Path) -> None:
+    """One sidecar, both conventions: the token file and a managed-identity endpoint, in /readyz."""
+    from azfed_helper import mi_env
+
+    env_file = tmp_path / "identity.env"
+    token_file = tmp_path / "token"
+    daemon = start_daemon(
+        "--token-file",
+        str(token_file),
+        "--health-addr",
+        "127.0.0.1:0",
+        "--identity-endpoint",
+        "--port",
+        "0",
+        "--env-file",
+        str(env_file),
+    )
+    listening = daemon.wait_event("identity_listening")
+    health = daemon.wait_event("health_listening")
+    variables = mi_env.read_env_file(str(env_file))
+    assert variables["IDENTITY_ENDPOINT"] == listening["endpoint"]
+    request = urllib.request.Request(
+        variables["IDENTITY_ENDPOINT"]
+        + "?api-version=2019-08-01&resource=https://management.azure.com",
+        headers={"X-IDENTITY-HEADER": variables["IDENTITY_HEADER"], "Metadata": "true"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    assert idtoken.decode(answer["access_token"]).claims["aud"] == "https://management.azure.com"
+    assert emulator.counts["metadata.identity"] == 1  # the endpoint presents the daemon's file
+    base = f"http://{health['address']}"
+    assert http_status(base + "/readyz") == 200
+    with urllib.request.urlopen(base + "/readyz", timeout=5) as response:
+        assert "endpoint:" in response.read().decode()
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+        assert "azfed_identity_requests_total" in response.read().decode()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert not env_file.exists()  # the endpoint's environment is withdrawn with it

@@ -104,4 +104,6 @@ def test_env_for_azure_and_terraform(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_env_missing_values_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env", "--token-file", "t"]) == 2
+    assert "AZURE_TENANT_ID is not set" in capsys.readouterr().err
+    assert main(["env", "--token-file", "t", "--tenant-id", "x"]) == 2
     assert "AZURE_CLIENT_ID is not set" in capsys.readouterr().err

@@ -19,12 +19,14 @@ from ..config import resolve
 from ..durations import parse_duration
 from ..errors import EXIT_OK, UsageError
 from ..sidecar import Sidecar
+from .serve import add_endpoint_options
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from ..config import Settings
     from ..health import HealthServer
+    from ..identity_server import IdentityServer
     from ..idtoken import IdToken
 
 log = logging.getLogger("azfed_helper.daemon")
@@ -42,6 +44,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     options.add_token_file(parser)
     options.add_source(parser)
     options.add_file_writing(parser)
+    options.add_azure(parser)
+    options.add_cache(parser)
+    endpoint = parser.add_argument_group("managed-identity endpoint")
+    endpoint.add_argument(
+        "--identity-endpoint",
+        action="store_true",
+        help="also serve the managed-identity endpoint, as `azfed-helper serve` does",
+    )
+    add_endpoint_options(endpoint)
     group = parser.add_argument_group("daemon")
     group.add_argument(
         "--once",
@@ -166,7 +177,8 @@ class _Daemon:
             self.sidecar.hooks.insert(0, daemon_hook(self.settings))
         self.sidecar.hooks.append(_ReadyOnce())
         previous = {signum: signal.signal(signum, self._signalled) for signum in handled}
-        server = self._start_health()
+        identity = self._start_identity_endpoint()
+        server = self._start_health(identity)
         try:
             self.sidecar.start(done=lambda: self.events.put(_LOOP_ENDED))
             self._supervise()
@@ -175,6 +187,8 @@ class _Daemon:
             self.sidecar.stop()
             if server is not None:
                 server.stop()
+            if identity is not None:
+                identity.stop()
             if self.args.remove_on_exit:
                 _remove(self.settings.require_token_file())
             for signum, handler in previous.items():
@@ -183,7 +197,16 @@ class _Daemon:
             raise self.sidecar.error
         return self.status
 
-    def _start_health(self) -> HealthServer | None:
+    def _start_identity_endpoint(self) -> IdentityServer | None:
+        """The managed-identity endpoint next to the loop; its assertion is our token file."""
+        if not self.args.identity_endpoint:
+            return None
+        from .serve import start_endpoint
+
+        self.settings.require_app()
+        return start_endpoint(self.settings, self.args)
+
+    def _start_health(self, identity: IdentityServer | None) -> HealthServer | None:
         if not self.args.health_addr:
             return None
         from ..health import Checks, HealthServer, parse_address
@@ -193,6 +216,7 @@ class _Daemon:
             self.settings.require_token_file(),
             self.settings.audience,
             self.settings.min_remaining,
+            identity=identity,
         )
         server = HealthServer(parse_address(self.args.health_addr), checks)
         server.start()

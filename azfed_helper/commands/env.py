@@ -11,9 +11,8 @@ import json
 import os
 import shlex
 
-from .. import options
+from .. import mi_env, options
 from ..config import Settings, resolve
-from ..errors import UsageError
 
 # Terraform's azurerm/azuread providers name sovereign clouds by environment, not by host.
 _TERRAFORM_ENVIRONMENTS = {
@@ -25,12 +24,20 @@ _TERRAFORM_ENVIRONMENTS = {
 def configure(parser: argparse.ArgumentParser) -> None:
     options.add_token_file(parser)
     options.add_azure(parser)
+    options.add_cache(parser)
     parser.add_argument(
         "--for",
         dest="consumer",
-        choices=("azure", "terraform"),
+        choices=("azure", "terraform", "managed-identity"),
         default="azure",
-        help="azure: the four AZURE_* variables (default); terraform: the ARM_* variables",
+        help="azure: the four AZURE_* variables (default); terraform: the ARM_* variables; "
+        "managed-identity: IDENTITY_ENDPOINT/IDENTITY_HEADER of the running `azfed-helper serve`",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="with --for managed-identity: the file `serve --env-file` wrote "
+        f"(default <cache dir>/{mi_env.ENV_FILE_NAME})",
     )
     parser.add_argument(
         "--format",
@@ -40,17 +47,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _require(value: str | None, flag: str, env: str) -> str:
-    if not value:
-        raise UsageError(f"{env} is not set", f"pass {flag} or set {env}")
-    return value
-
-
 def azure_variables(settings: Settings) -> dict[str, str]:
     """The four variables the Azure SDKs' workload identity credential reads."""
+    tenant_id, client_id = settings.require_app()
     return {
-        "AZURE_CLIENT_ID": _require(settings.client_id, "--client-id", "AZURE_CLIENT_ID"),
-        "AZURE_TENANT_ID": _require(settings.tenant_id, "--tenant-id", "AZURE_TENANT_ID"),
+        "AZURE_CLIENT_ID": client_id,
+        "AZURE_TENANT_ID": tenant_id,
         "AZURE_FEDERATED_TOKEN_FILE": os.path.abspath(settings.require_token_file()),
         "AZURE_AUTHORITY_HOST": settings.authority_host,
     }
@@ -71,6 +73,13 @@ def terraform_variables(settings: Settings) -> dict[str, str]:
     return variables
 
 
+def managed_identity_variables(settings: Settings, env_file: str | None) -> dict[str, str]:
+    """The running endpoint's variables, read from its file (and checked to be listening)."""
+    variables = mi_env.read_env_file(env_file or mi_env.default_env_file(settings))
+    mi_env.require_listening(variables["IDENTITY_ENDPOINT"])
+    return variables
+
+
 def render(variables: dict[str, str], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(variables, indent=2)
@@ -79,6 +88,12 @@ def render(variables: dict[str, str], fmt: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
+    if args.consumer == "managed-identity":
+        variables = managed_identity_variables(settings, args.env_file)
+        # The sh form also unsets IDENTITY_SERVER_THUMBPRINT, which would mean Service Fabric.
+        sh = args.format == "sh"
+        print(mi_env.shell_text(variables) if sh else render(variables, args.format))
+        return 0
     if args.consumer == "terraform":
         variables = terraform_variables(settings)
     else:

@@ -1,0 +1,476 @@
+"""A local managed-identity endpoint backed by the Google → Entra exchange.
+
+Every Azure SDK and az find a managed identity through two variables (App Service convention):
+``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``. This server answers that protocol on loopback with
+tokens from :class:`~azfed_helper.exchange.Exchange`, so unmodified tools work on Google Cloud.
+Optionally it also answers the VM metadata (IMDS) shape that Terraform's ``ARM_MSI_ENDPOINT``
+speaks. Clients ignore the HTTP status and show an error body's message verbatim, so every
+failure is a JSON body with a short actionable message; 5xx only for transient failures (MSAL
+replays a 5xx for a few seconds).
+
+Tokens are kept in memory per scope; a miss is one exchange however many requests wait for it
+(single flight), and a cache hit for one resource never waits behind another's exchange.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import re
+import selectors
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from . import TYPE_CHECKING, aadsts, cache, mi_env
+from .errors import AzfedError, InvalidTokenError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from email.message import Message
+
+    from .cache import AccessToken
+    from .config import Settings
+    from .exchange import Exchange
+
+log = logging.getLogger("azfed_helper.identity")
+
+APP_SERVICE_PATH = "/msi/token"
+IMDS_PATH = "/metadata/identity/oauth2/token"
+SECRET_HEADERS = ("X-IDENTITY-HEADER", "x-ms-identity")  # App Service; go-azure-sdk (Terraform)
+# Ways clients name a user-assigned identity we cannot match against one app registration.
+_OTHER_SELECTORS = ("object_id", "principal_id", "mi_res_id", "msi_res_id")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# Entra codes that say "try again later" rather than "fix the configuration".
+_TRANSIENT_CODES = frozenset({90061})
+RESULTS = ("ok", "wrong_header", "bad_request", "failed")
+
+
+class RequestError(Exception):
+    """A request we refuse: HTTP status, OAuth-style error code, message for the user."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+
+
+def scope_for(resource: str) -> str:
+    """The scope for a managed-identity ``resource``, as az and the SDKs derive it.
+
+    ``/.default`` is appended verbatim: ``https://management.core.windows.net/`` becomes
+    ``https://management.core.windows.net//.default``, the double slash keeping the trailing
+    slash ARM expects in the token's audience. A scope sent as the resource is used as is.
+    """
+    if not resource:
+        raise RequestError(400, "invalid_request", "missing resource= parameter")
+    if resource.endswith("/.default") and _URI.fullmatch(resource):
+        return resource
+    if _URI.fullmatch(resource) or _GUID.fullmatch(resource):
+        return resource + "/.default"
+    raise RequestError(
+        400,
+        "invalid_resource",
+        f"unknown resource form {resource!r}: give a resource URI such as "
+        "https://management.azure.com/ or an application id GUID",
+    )
+
+
+def _status_for(exc: AzfedError) -> int:
+    """5xx only when retrying can help; a refusal or misconfiguration is 400."""
+    if isinstance(exc, aadsts.EntraError):
+        return 503 if exc.code in _TRANSIENT_CODES else 400
+    if isinstance(exc, (UsageError, InvalidTokenError)):
+        return 400
+    return 503  # the Google source, the token file, Entra unreachable after retries
+
+
+class _Flight:
+    """One exchange in progress for a scope; later requests for it wait on ``done``."""
+
+    __slots__ = ("done", "error", "token")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token: AccessToken | None = None
+        self.error: BaseException | None = None
+
+
+class TokenBroker:
+    """Access tokens per scope: memory, then the on-disk cache, then one exchange per scope."""
+
+    def __init__(self, exchange: Exchange, clock: Callable[[], float] = time.time) -> None:
+        self.exchange = exchange
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tokens: dict[str, AccessToken] = {}
+        self._flights: dict[str, _Flight] = {}
+        self.counts = {"cache_hits": 0, "exchanges": 0, "exchange_failures": 0}
+        self.last_failure: str | None = None  # first line of the latest failure, cleared on success
+
+    def get(self, scope: str) -> AccessToken:
+        with self._lock:
+            token = self._fresh(scope)
+            if token is not None:
+                self.counts["cache_hits"] += 1
+                return token
+            flight = self._flights.get(scope)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[scope] = _Flight()
+        if leader:
+            self._fly(scope, flight)
+        else:
+            flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        assert flight.token is not None
+        return flight.token
+
+    def _fresh(self, scope: str) -> AccessToken | None:
+        """A token MSAL itself would still hand out (more than 5 minutes left)."""
+        token = self._tokens.get(scope)
+        if token is not None and token.expires_on - self.clock() >= cache.MIN_REMAINING:
+            return token
+        return None
+
+    def _fly(self, scope: str, flight: _Flight) -> None:
+        try:
+            flight.token = self._disk_hit(scope) or self._exchange(scope)
+        except BaseException as exc:
+            flight.error = exc
+        finally:
+            with self._lock:
+                if flight.token is not None:
+                    self._tokens[scope] = flight.token
+                del self._flights[scope]
+            flight.done.set()
+
+    def _disk_hit(self, scope: str) -> AccessToken | None:
+        """Lock-free read of the shared cache: never queues behind another scope's exchange."""
+        exchange = self.exchange
+        if not exchange.persistent:
+            return None
+        return cache.find_access_token(
+            exchange.directory,
+            exchange.client_id,
+            exchange.tenant_id,
+            exchange.settings.authority_host,
+            [scope],
+            now=self.clock(),
+        )
+
+    def _exchange(self, scope: str) -> AccessToken:
+        with self._lock:
+            self.counts["exchanges"] += 1
+        try:
+            token = self.exchange.acquire([scope])
+        except Exception as exc:
+            with self._lock:
+                self.counts["exchange_failures"] += 1
+                # A client asking for a resource Entra does not know must not make us unready.
+                if getattr(exc, "code", None) not in aadsts.SCOPE_ERRORS:
+                    self.last_failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise
+        with self._lock:
+            self.last_failure = None
+        log.info(
+            "token for %s from Entra, expires in %ds",
+            scope,
+            token.expires_on - self.clock(),
+            extra={"event": "identity_exchanged", "scope": scope},
+        )
+        return token
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server  # HTTP/1.0, one request per connection: after stop() nothing is served
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        parts = urlsplit(self.path)
+        try:
+            body = owner.answer(parts.path, parse_qs(parts.query), self.headers)
+            status, result = 200, "ok"
+        except RequestError as exc:
+            status, body = exc.status, _error_body(exc.status, exc.error, exc.message)
+            result = "wrong_header" if exc.status == 401 else "bad_request"
+        except AzfedError as exc:
+            status = _status_for(exc)
+            body = _error_body(status, "token_exchange_failed", f"azfed-helper: {exc}")
+            result = "failed"
+        except Exception as exc:
+            log.error("internal error answering %s", parts.path, exc_info=True)
+            status, result = 500, "failed"
+            body = _error_body(500, "internal_error", f"azfed-helper internal error: {exc!r}")
+        owner.count(result)
+        self._reply(status, body)
+
+    def do_POST(self) -> None:
+        self.server.owner.count("bad_request")
+        body = _error_body(405, "invalid_request", "use GET (App Service or IMDS protocol)")
+        self._reply(405, body)
+
+    def _reply(self, status: int, document: dict[str, object]) -> None:
+        data = json.dumps(document).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        # The request line holds the resource, never the secret (that travels in a header).
+        log.debug("identity: " + format, *args, extra={"event": "identity_request"})
+
+
+def _error_body(status: int, error: str, message: str) -> dict[str, object]:
+    """Readable by every client: MSAL's App Service path shows ``statusCode, message``;
+    its IMDS path and the Go SDK read ``error``/``error_description``."""
+    return {"error": error, "error_description": message, "statusCode": status, "message": message}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], owner: IdentityServer) -> None:
+        self.owner = owner
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+class IdentityServer:
+    """The endpoint in a background thread: ``start()``, ``url``, ``ready()``, ``stop()``.
+
+    ``exchange`` defaults to one :class:`Exchange` for the settings' app (persistent cache shared
+    with ``azfed-helper token``). ``imds`` answers IMDS-shaped requests that carry no secret.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        secret: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = mi_env.DEFAULT_PORT,
+        imds: bool = False,
+        exchange: Exchange | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise UsageError("the endpoint secret is empty", "give a non-empty --secret-file")
+        self.settings = settings
+        self.tenant_id, self.client_id = settings.require_app()
+        self.imds = imds
+        self.clock = clock
+        self._secret = secret.encode("utf-8")
+        if exchange is None:
+            from .exchange import Exchange
+
+            exchange = Exchange(settings)
+        self.broker = TokenBroker(exchange, clock)
+        self._requests = dict.fromkeys(RESULTS, 0)
+        self._count_lock = threading.Lock()
+        try:
+            self._server = _Server((host, port), self)
+        except OSError as exc:
+            hint = "choose another --port, or --port 0 for any free one"
+            raise UsageError(
+                f"cannot listen on {host}:{port} for the managed-identity endpoint: {exc.strerror}",
+                hint,
+            ) from exc
+        self._wake_read, self._wake_write = os.pipe()
+        self._thread: threading.Thread | None = None
+        self._env_file: tuple[str, str] | None = None  # (path, text written)
+
+    # -- where it is -----------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        """``IDENTITY_ENDPOINT``."""
+        return self.base_url + APP_SERVICE_PATH
+
+    @property
+    def imds_url(self) -> str:
+        """Terraform's ``ARM_MSI_ENDPOINT``."""
+        return self.base_url + IMDS_PATH
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> IdentityServer:
+        self._thread = threading.Thread(target=self._serve, name="azfed-identity", daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        """Wait on the socket and a wake-up pipe: an idle endpoint costs no CPU."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server.socket, selectors.EVENT_READ, "request")
+            selector.register(self._wake_read, selectors.EVENT_READ, "stop")
+            while True:
+                events = selector.select()
+                if any(key.data == "stop" for key, _ in events):
+                    return
+                self._server.handle_request()
+
+    def stop(self) -> None:
+        """Stop listening; requests already being answered finish in their own threads."""
+        if self._thread is None:
+            return
+        os.write(self._wake_write, b"x")
+        self._thread.join(2.0)
+        self._thread = None
+        self._server.server_close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+        self.broker.exchange.close()
+        if self._env_file is not None:
+            mi_env.remove_env_file(*self._env_file)
+            self._env_file = None
+
+    def variables(self) -> dict[str, str]:
+        """What a client needs: ``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``, ``NO_PROXY``."""
+        return mi_env.variables(self.url, self._secret.decode("utf-8"))
+
+    def publish(self, path: str) -> None:
+        """Write :meth:`variables` to ``path`` (0600) for shells and ``env --for
+        managed-identity``; :meth:`stop` removes it again."""
+        self._env_file = (path, mi_env.write_env_file(path, self.variables()))
+
+    def __enter__(self) -> IdentityServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- health ----------------------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready while listening and the latest exchange (if any) succeeded."""
+        if self._thread is None or not self._thread.is_alive():
+            return False, "the managed-identity endpoint is not running"
+        failure = self.broker.last_failure
+        if failure is not None:
+            return False, f"the managed-identity endpoint's last token request failed: {failure}"
+        return True, f"ok: managed-identity endpoint on {self.url}"
+
+    def count(self, result: str) -> None:
+        with self._count_lock:
+            self._requests[result] += 1
+
+    def counters(self) -> dict[str, int]:
+        """Requests by result (``ok``, ``wrong_header``, ``bad_request``, ``failed``) plus
+        ``cache_hits``, ``exchanges`` and ``exchange_failures``."""
+        with self._count_lock:
+            counts = dict(self._requests)
+        counts.update(self.broker.counts)
+        return counts
+
+    def metrics_text(self) -> str:
+        """Prometheus text-format lines, to append to the daemon's ``/metrics``."""
+        counts = self.counters()
+        lines = [
+            "# HELP azfed_identity_requests_total Managed-identity token requests by result "
+            "(wrong_header: missing or wrong secret).",
+            "# TYPE azfed_identity_requests_total counter",
+            *(f'azfed_identity_requests_total{{result="{r}"}} {counts[r]}' for r in RESULTS),
+        ]
+        for name, help_text in (
+            ("cache_hits", "Requests answered from the endpoint's memory cache."),
+            ("exchanges", "Token acquisitions through the exchange (disk cache or Entra)."),
+            ("exchange_failures", "Failed token acquisitions."),
+        ):
+            lines += [
+                f"# HELP azfed_identity_{name}_total {help_text}",
+                f"# TYPE azfed_identity_{name}_total counter",
+                f"azfed_identity_{name}_total {counts[name]}",
+            ]
+        lines += [
+            "# HELP azfed_identity_ready 1 while the managed-identity endpoint is ready.",
+            "# TYPE azfed_identity_ready gauge",
+            f"azfed_identity_ready {int(self.ready()[0])}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def answer(self, path: str, query: dict[str, list[str]], headers: Message) -> dict[str, object]:
+        """The token document for one request, or a RequestError / AzfedError."""
+        get = headers.get
+        path = path.rstrip("/") or "/"
+        if path == APP_SERVICE_PATH:
+            self._check_secret(get("X-IDENTITY-HEADER"), required=True)
+        elif path == IMDS_PATH:
+            if str(get("Metadata") or "").lower() != "true":
+                raise RequestError(400, "invalid_request", "required metadata header not specified")
+            supplied = next((get(name) for name in SECRET_HEADERS if get(name) is not None), None)
+            self._check_secret(supplied, required=not self.imds)
+        else:
+            raise RequestError(
+                404,
+                "not_found",
+                f"no such endpoint {path}: use {APP_SERVICE_PATH} (IDENTITY_ENDPOINT) or "
+                f"{IMDS_PATH} (ARM_MSI_ENDPOINT)",
+            )
+        params = {name: values[0] for name, values in query.items() if values}
+        self._check_identity(params)
+        resource = params.get("resource", "")
+        token = self.broker.get(scope_for(resource))
+        now = int(self.clock())
+        return {
+            "access_token": token.token,
+            "expires_on": str(token.expires_on),
+            "expires_in": str(max(token.expires_on - now, 0)),  # Terraform and the Go SDK
+            "resource": resource,
+            "token_type": token.token_type,
+            "client_id": self.client_id,
+        }
+
+    def _check_secret(self, supplied: str | None, required: bool) -> None:
+        if supplied is None and not required:
+            return
+        if supplied is None or not hmac.compare_digest(supplied.encode("utf-8"), self._secret):
+            raise RequestError(
+                401,
+                "unauthorized",
+                "missing or wrong X-IDENTITY-HEADER: set IDENTITY_HEADER to the secret of the "
+                'running `azfed-helper serve` (eval "$(azfed-helper env --for managed-identity)")',
+            )
+
+    def _check_identity(self, params: dict[str, str]) -> None:
+        """System-assigned, or user-assigned naming our app's client id; refuse anything else."""
+        client_id = params.get("client_id")
+        if client_id is not None and client_id.lower() != self.client_id.lower():
+            raise RequestError(
+                400,
+                "invalid_request",
+                f"unknown client_id {client_id}: this endpoint serves only app {self.client_id}; "
+                "drop the client id or use that one",
+            )
+        for name in _OTHER_SELECTORS:
+            if name in params:
+                raise RequestError(
+                    400,
+                    "invalid_request",
+                    f"selecting the identity by {name} is not supported: this endpoint serves "
+                    f"only app {self.client_id}; drop {name} or pass client_id={self.client_id}",
+                )

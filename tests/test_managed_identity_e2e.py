@@ -1,0 +1,119 @@
+"""azure-identity's own managed-identity credentials against `azfed-helper serve` (a child
+process backed by the emulator). This process sees only what `env --for managed-identity`
+hands out: no AZURE_* variable, no Google configuration, a proxy that must be bypassed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import run_cli
+from .test_serve_cli import Serve
+
+pytest.importorskip("azure.identity")
+
+ARM = "https://management.azure.com/.default"
+VAULT = "https://vault.azure.net/.default"
+
+
+@pytest.fixture
+def handed_out(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Serve, dict[str, str]]]:
+    server_env = {**emulator.env(), "AZFED_CACHE_DIR": str(tmp_path / "cache")}
+    running = Serve(server_env, tmp_path / "mi.env")
+    shown = run_cli(
+        "env", "--for", "managed-identity", "--env-file", str(running.env_file), "--format", "json"
+    )
+    variables: dict[str, str] = json.loads(shown.stdout)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # NO_PROXY must keep us off it
+    yield running, variables
+    running.stop()
+
+
+def test_managed_identity_credential_gets_arm_and_key_vault_tokens(
+    handed_out: tuple[Serve, dict[str, str]], emulator: Any
+) -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    with ManagedIdentityCredential() as credential:
+        arm = credential.get_token(ARM)
+        vault = credential.get_token(VAULT)
+        info = credential.get_token_info(VAULT)
+    assert arm.token != vault.token and info.token == vault.token
+    assert arm.expires_on > time.time() + 3000
+    assert emulator.counts["entra.token"] == 2
+
+
+def test_default_azure_credential_finds_the_endpoint(
+    handed_out: tuple[Serve, dict[str, str]], emulator: Any
+) -> None:
+    from azure.identity import DefaultAzureCredential
+
+    with DefaultAzureCredential() as credential:
+        token = credential.get_token(ARM)
+    assert token.expires_on > time.time() + 3000
+    assert emulator.counts["entra.token"] == 1
+
+
+def test_user_assigned_client_id_ours_and_not_ours(
+    handed_out: tuple[Serve, dict[str, str]], emulator: Any
+) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ManagedIdentityCredential
+
+    with ManagedIdentityCredential(client_id=emulator.client_id) as credential:
+        assert credential.get_token(VAULT).token
+    stranger = "11111111-2222-3333-4444-555555555555"
+    with (
+        ManagedIdentityCredential(client_id=stranger) as credential,
+        pytest.raises(ClientAuthenticationError) as caught,
+    ):
+        credential.get_token(VAULT)
+    assert f"unknown client_id {stranger}" in str(caught.value)
+
+
+def test_wrong_header_and_entra_refusal_reach_the_user_verbatim(
+    handed_out: tuple[Serve, dict[str, str]], emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ManagedIdentityCredential
+
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-secret")
+    with (
+        ManagedIdentityCredential() as credential,
+        pytest.raises(ClientAuthenticationError) as caught,
+    ):
+        credential.get_token(ARM)
+    assert "missing or wrong X-IDENTITY-HEADER" in str(caught.value)
+    monkeypatch.setenv("IDENTITY_HEADER", handed_out[1]["IDENTITY_HEADER"])
+    emulator.federated_credentials.clear()
+    with (
+        ManagedIdentityCredential() as credential,
+        pytest.raises(ClientAuthenticationError) as caught,
+    ):
+        credential.get_token(ARM)
+    assert "AADSTS70021" in str(caught.value)
+
+
+def test_stopped_server_is_a_clear_client_error(handed_out: tuple[Serve, dict[str, str]]) -> None:
+    from azure.core.exceptions import ServiceRequestError
+    from azure.identity import ManagedIdentityCredential
+
+    handed_out[0].stop()
+    started = time.monotonic()
+    # Without retry_total=0 azure-identity retries for ~5 s first, then raises the same error.
+    with (
+        ManagedIdentityCredential(retry_total=0) as credential,
+        pytest.raises(ServiceRequestError) as caught,
+    ):
+        credential.get_token(ARM)
+    assert "refused" in str(caught.value).lower()
+    assert time.monotonic() - started < 3
