@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -232,23 +233,39 @@ def test_print_hook_snippets(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("az() { ") and done.stdout.endswith(' -- "$@"; }\n')
     assert "az --subscription 'my sub' --" in done.stdout
-    # The bash function really wraps az: its arguments reach the (fake) az through the hook.
+
+
+# How each shell loads the printed hook, then calls az with an argument holding a space.
+HOOK_SCRIPTS = {
+    "bash": 'eval "$(python -m azfed_helper az-login --print-hook bash --az {shim})"\naz x "y z"',
+    "zsh": 'eval "$(python -m azfed_helper az-login --print-hook zsh --az {shim})"\naz x "y z"',
+    "fish": "python -m azfed_helper az-login --print-hook fish --az {shim} | source\naz x 'y z'",
+}
+
+
+@pytest.mark.parametrize("shell", sorted(HOOK_SCRIPTS))
+def test_hook_snippet_wraps_az_in_the_shell(tmp_path: Path, shell: str) -> None:
+    """The function really wraps az: its arguments and exit status pass through the hook."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed (.ci/run installs it)")
     write_az_state(tmp_path / "azure", make_jwt())
     shim, log = recording_az(tmp_path / "bin", "exit 3")
-    script = f'eval "$(python -m azfed_helper az-login --print-hook bash --az {shim})"\naz x "y z"'
     env = cli_env(
         {
             "AZURE_CONFIG_DIR": str(tmp_path / "azure"),
             "AZURE_CLIENT_ID": CLIENT,
             "AZURE_TENANT_ID": TENANT,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(tmp_path),
         }
     )
-    ran = subprocess.run(
-        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30
-    )
+    script = HOOK_SCRIPTS[shell].format(shim=shim)
+    ran = subprocess.run([shell, "-c", script], env=env, capture_output=True, text=True, timeout=30)
     assert ran.returncode == 3, ran.stderr
     assert log.read_text() == "x y z \n"
+
+
+def test_hook_snippet_quoting() -> None:
     fish = azcli.hook_snippet("fish", ["/opt/it's/azfed-helper", "az"])
     assert fish.splitlines()[1] == "    '/opt/it\\'s/azfed-helper' 'az' -- $argv"
     pwsh = azcli.hook_snippet("powershell", ["/opt/it's/azfed-helper", "az"])
