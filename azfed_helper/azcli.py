@@ -20,12 +20,11 @@ Entra, so az alone would report success for a token Entra refuses later.
 from __future__ import annotations
 
 import binascii
-import json
 import os
 import sys
 import time
 
-from . import TYPE_CHECKING, idtoken
+from . import TYPE_CHECKING, idtoken, jsonfast
 from .errors import AzfedError, InvalidTokenError, UsageError
 from .locks import ProcessLock
 
@@ -95,12 +94,11 @@ def config_dir(environ: Mapping[str, str] | None = None) -> str:
 def _load_json(path: str) -> object:
     """The parsed file, None when missing or unreadable.
 
-    Read as bytes: az writes azureProfile.json with a BOM, which json.loads(bytes) would decode
-    through the utf-8-sig codec, one more import on the no-op path; we strip it instead.
+    Read as bytes: az writes azureProfile.json with a BOM, which jsonfast.loads strips.
     """
     try:
         with open(path, "rb") as handle:
-            return json.loads(handle.read().removeprefix(b"\xef\xbb\xbf"))
+            return jsonfast.loads(handle.read())
     except (OSError, ValueError):
         return None
 
@@ -259,7 +257,7 @@ def find_az(az: str | None) -> str:
 def _az_json(az: str, args: Sequence[str]) -> object:
     output = _run_az(az, [*args, "--output", "json", "--only-show-errors"])
     try:
-        return json.loads(output)
+        return jsonfast.loads(output)
     except ValueError as exc:
         raise AzCliError(f"`az {' '.join(args)}` printed something that is not JSON") from exc
 
@@ -474,6 +472,8 @@ def _write_record(directory: str, target: Target, cloud: Cloud, token: IdToken) 
         "assertion_crc32": _checksum(token.raw),
         "assertion_exp": int(token.expires_at),
     }
+    import json
+
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     tokenfile.write_atomic(os.path.join(directory, RECORD), text.encode("utf-8"), 0o600)
 

@@ -9,16 +9,16 @@ A file that cannot be parsed is set aside and rebuilt, never fatal.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from . import TYPE_CHECKING, tokenfile
+from . import TYPE_CHECKING, jsonfast, tokenfile
 from .errors import TokenFileError
 from .locks import ProcessLock
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
     from .config import Settings
 
@@ -110,7 +110,7 @@ def find_access_token(
     """
     try:
         with open(os.path.join(directory, TOKEN_CACHE), "rb") as handle:
-            document = json.loads(handle.read(_MAX_BYTES))
+            document: Any = jsonfast.loads(handle.read(_MAX_BYTES))
         entries = document.get("AccessToken", {}).values()
     except (OSError, ValueError, AttributeError):
         return None
@@ -159,7 +159,7 @@ def read_document(path: str) -> str | None:
         if len(data) > _MAX_BYTES:
             raise ValueError("file too large")
         text = data.decode("utf-8")
-        json.loads(text)
+        jsonfast.loads(text)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -11,10 +11,9 @@ On the cache-hit fast path: standard library only.
 
 from __future__ import annotations
 
-import json
 import time
 
-from . import TYPE_CHECKING
+from . import TYPE_CHECKING, jsonfast
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,8 +40,11 @@ def exec_api_version(exec_info: str | None) -> str:
     if not exec_info:
         return EXEC_API_VERSIONS[0]
     try:
-        version = json.loads(exec_info).get("apiVersion") or EXEC_API_VERSIONS[0]
-    except (ValueError, AttributeError) as exc:
+        info = jsonfast.loads(exec_info)
+        if not isinstance(info, dict):
+            raise ValueError("not an object")
+        version = info.get("apiVersion") or EXEC_API_VERSIONS[0]
+    except ValueError as exc:
         raise UsageError(
             "KUBERNETES_EXEC_INFO is not a JSON object",
             "it is set by kubectl; unset it when running the command by hand",
@@ -77,6 +79,8 @@ def _shell_quote(value: str) -> str:
 
 def render(output: str, token: AccessToken, tenant: str, exec_info: str | None = None) -> str:
     """The text to print for ``output`` (one of config.OUTPUTS)."""
+    if output in ("json", "exec-credential"):
+        import json  # only here: the raw output, the common case, needs no json module
     if output == "json":
         return json.dumps(az_json(token, tenant), indent=2)
     if output == "exec-credential":

@@ -8,9 +8,9 @@ Standard library only: this module sits on the no-op ``write`` path.
 from __future__ import annotations
 
 import binascii
-import json
 
 from .errors import InvalidTokenError
+from .jsonfast import loads
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
@@ -74,8 +74,8 @@ def decode(raw: str | bytes) -> IdToken:
             "the token is not a JWT (expected three dot-separated parts)", claim="format"
         )
     try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
+        header = loads(_b64decode(parts[0]))
+        claims = loads(_b64decode(parts[1]))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidTokenError(f"the token is not a valid JWT: {exc}", claim="format") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
