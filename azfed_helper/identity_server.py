@@ -205,10 +205,11 @@ class _Handler(BaseHTTPRequestHandler):
             status = _status_for(exc)
             body = _error_body(status, "token_exchange_failed", f"azfed-helper: {exc}")
             result = "failed"
-        except Exception as exc:
+        except Exception:
             log.error("internal error answering %s", parts.path, exc_info=True)
             status, result = 500, "failed"
-            body = _error_body(500, "internal_error", f"azfed-helper internal error: {exc!r}")
+            message = "azfed-helper internal error; the endpoint's log has the details"
+            body = _error_body(500, "internal_error", message)
         owner.count(result)
         self._reply(status, body)
 

@@ -132,10 +132,14 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
         os.replace(tmp, path)
     except OSError as exc:
         _unlink_quietly(tmp)
-        what = "set group of" if exc.errno == errno.EPERM and gid != -1 else "write"
+        if exc.errno == errno.EPERM and gid != -1:  # a set-up problem: exit 2
+            raise UsageError(
+                f"cannot give token file {path} group {gid}: {exc.strerror}",
+                "the writer must be a member of the --group it sets (or run as root)",
+            ) from exc
         raise TokenFileError(
-            f"cannot {what} token file {path}: {exc.strerror}",
-            "check the directory's permissions, free space and the --group given",
+            f"cannot write token file {path}: {exc.strerror}",
+            "check the directory's permissions and free space",
         ) from exc
     _fsync_directory(directory)
 

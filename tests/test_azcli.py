@@ -233,6 +233,11 @@ def test_print_hook_snippets(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("az() { ") and done.stdout.endswith(' -- "$@"; }\n')
     assert "az --subscription 'my sub' --" in done.stdout
+    # Config file and profile travel with the hook; relative paths become absolute.
+    done = run_cli("az-login", "--print-hook", "bash", "--profile", "p", "--token-file", "rel/t")
+    assert done.returncode == 0, done.stderr
+    assert "--profile p" in done.stdout
+    assert f"--token-file {tmp_path.cwd() / 'rel' / 't'}" in done.stdout
 
 
 # How each shell loads the printed hook, then calls az with an argument holding a space.

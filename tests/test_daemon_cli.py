@@ -273,3 +273,9 @@ def test_identity_endpoint_in_the_sidecar(emulator: Any, start_daemon: Any, tmp_
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     assert not env_file.exists()  # the endpoint's environment is withdrawn with it
+
+
+def test_once_refuses_running_daemon_options(tmp_path: Path) -> None:
+    done = run_cli("daemon", "--once", "--token-file", str(tmp_path / "t"), "--health-addr", ":0")
+    assert done.returncode == 2
+    assert "--once cannot be combined with --health-addr" in done.stderr

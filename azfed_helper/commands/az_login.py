@@ -45,6 +45,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Hook options whose values are file paths (made absolute in the printed hook).
+_PATH_OPTIONS = frozenset({"token_file", "credentials", "config", "az"})
+
+
 def _self_command() -> list[str]:
     """How the hook calls us back: this console script by absolute path, else ``python -m``."""
     script = sys.argv[0]
@@ -55,13 +59,15 @@ def _self_command() -> list[str]:
 
 def hook_command(args: argparse.Namespace) -> list[str]:
     """``azfed-helper az`` with the hook options given on this command line."""
-    from ..fastpath import AZ_LOGIN_VALUES
+    from ..fastpath import AZ_LOGIN_VALUES, CONFIG_VALUES
 
     command = [*_self_command(), "az"]
-    for option, dest in AZ_LOGIN_VALUES.items():
+    for option, dest in {**AZ_LOGIN_VALUES, **CONFIG_VALUES}.items():
         value = getattr(args, dest, None)
         if value is not None:
-            command += [option, str(value)]
+            # The hook runs from any directory: paths given relative to this one must not move.
+            text = os.path.abspath(value) if dest in _PATH_OPTIONS else str(value)
+            command += [option, text]
     return command
 
 

@@ -102,6 +102,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
     if args.once:
+        _refuse_with_once(args)
         from .write import run as write_once
 
         return write_once(args)
@@ -110,6 +111,26 @@ def run(args: argparse.Namespace) -> int:
     settings.require_token_file()
     logs.setup(args.log_format, args.verbose - args.quiet)
     return _Daemon(settings, policy, args, command).run()
+
+
+def _refuse_with_once(args: argparse.Namespace) -> None:
+    """--once is exactly `write`: options that only mean something to a running daemon clash."""
+    clashing = [
+        flag
+        for flag, given in (
+            ("--exec", args.exec_flag or bool(args.exec_argv)),
+            ("--health-addr", args.health_addr),
+            ("--identity-endpoint", args.identity_endpoint),
+            ("--az-login", args.az_login),
+            ("--remove-on-exit", args.remove_on_exit),
+        )
+        if given
+    ]
+    if clashing:
+        raise UsageError(
+            f"--once cannot be combined with {', '.join(clashing)}",
+            "--once writes the file and exits (an init container); drop --once to run the daemon",
+        )
 
 
 def _exec_argv(args: argparse.Namespace) -> list[str] | None:
@@ -189,8 +210,8 @@ class _Daemon:
                 server.stop()
             if identity is not None:
                 identity.stop()
-            if self.args.remove_on_exit:
-                _remove(self.settings.require_token_file())
+            if self.args.remove_on_exit and self.sidecar.error is None:
+                _remove(self.settings.require_token_file())  # a clean stop only
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         if self.sidecar.error is not None:
