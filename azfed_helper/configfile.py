@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 SYSTEM_CONFIG = "/etc/azfed-helper/config.toml"
+# Keys named after a command-line option whose setting has another name.
+_ALIASES = {"scope": "scopes"}
 APP_NAME = "azfed-helper"
 
 
@@ -80,7 +82,7 @@ def _settings_table(
 ) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in table.items():
-        attribute = key.replace("-", "_")
+        attribute = _ALIASES.get(key, key.replace("-", "_"))
         if attribute not in known:
             raise UsageError(
                 f"config file {path}: unknown key {key!r}{where}",

@@ -122,16 +122,21 @@ class Doctor:
                 ["no token file configured (token/credential keep the Google token in memory)"],
                 "set AZURE_FEDERATED_TOKEN_FILE or --token-file for the Azure SDKs, az and Terraform",
             )
-        from .sync import sync_once
+        if self.token is not None:
+            from .sync import sync_once
 
-        sync_once(self.settings)  # exactly what `write` does: a no-op when fresh
+            # What `write` does (a no-op when fresh), with the token minted above: no second fetch.
+            minted = self.token.raw
+            sync_once(self.settings, fetch=lambda _settings: minted)
+        token = tokenfile.read(path)
+        if token is None:
+            return Check("token file", FAIL, [f"{path} does not exist"], "run `azfed-helper write`")
+        idtoken.validate(token, self.settings.audience, time.time())
         info = os.stat(path)
         details = [
             f"path: {path}",
             f"mode: {stat.S_IMODE(info.st_mode):04o}, owner {_user(info.st_uid)}, group {_group(info.st_gid)}",
         ]
-        token = tokenfile.read(path)
-        assert token is not None
         details.append(
             f"holds a valid token, expires in {format_duration(token.remaining(time.time()))}"
         )
@@ -193,7 +198,15 @@ class Doctor:
                 [f"{az} found; azfed-helper has not logged it in (config dir {directory})"],
                 "if you use az, run `azfed-helper az-login` or add its --print-hook to your shell",
             )
-        target = azcli.Target(self.settings, authority=azcli.explicit_authority(self.settings))
+        if not (self.settings.client_id and self.settings.tenant_id):
+            return Check(
+                "azure cli", SKIP, ["AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"]
+            )
+        # Only an authority the user chose pins the cloud; otherwise az's current cloud decides.
+        chosen = self.settings.origins.get("authority_host", "default") != "default"
+        target = azcli.Target(
+            self.settings, authority=self.settings.authority_host if chosen else None
+        )
         left = azcli.held_lifetime(target, directory, time.time())
         if left is None:
             return Check(

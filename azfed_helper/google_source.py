@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
@@ -112,7 +115,8 @@ def fetch(settings: Settings) -> str:
         if source.kind == "metadata" and not source.impersonate:
             return _from_metadata(request, settings)
         credentials = _id_token_credentials(source, info, settings)
-        credentials.refresh(request)
+        with _iam_endpoint(settings.iam_endpoint):
+            credentials.refresh(request)
         return str(credentials.token)
     except exceptions.RefreshError as exc:
         raise SourceError(
@@ -195,15 +199,28 @@ def _from_metadata(request: Any, settings: Settings) -> str:
     return str(token).strip()
 
 
-def _apply_iam_endpoint(base: str | None) -> None:
-    """Point google-auth's IAM Credentials calls at ``base`` (Private Service Connect, emulator)."""
+_IAM_LOCK = threading.Lock()
+
+
+@contextmanager
+def _iam_endpoint(base: str | None) -> Iterator[None]:
+    """Point google-auth's IAM Credentials calls at ``base`` (Private Service Connect, emulator)
+    for one refresh. google-auth takes the generateIdToken URL from a module global only, so it
+    is set under a lock and restored after: another Settings in this process is not affected."""
     if not base:
+        yield
         return
     from google.auth import iam
 
     root = base.rstrip("/") + "/v1/projects/-/serviceAccounts/{}"
-    iam._IAM_ENDPOINT = root + ":generateAccessToken"
-    iam._IAM_IDTOKEN_ENDPOINT = root + ":generateIdToken"
+    with _IAM_LOCK:
+        saved = iam._IAM_ENDPOINT, iam._IAM_IDTOKEN_ENDPOINT
+        iam._IAM_ENDPOINT = root + ":generateAccessToken"
+        iam._IAM_IDTOKEN_ENDPOINT = root + ":generateIdToken"
+        try:
+            yield
+        finally:
+            iam._IAM_ENDPOINT, iam._IAM_IDTOKEN_ENDPOINT = saved
 
 
 def _id_token_credentials(
@@ -219,7 +236,6 @@ def _id_token_credentials(
         )
     from google.auth import impersonated_credentials
 
-    _apply_iam_endpoint(settings.iam_endpoint)
     delegates = None
     if source.kind == "impersonated_service_account":
         # gcloud's impersonation file: build its source ourselves so that a token_uri in it is

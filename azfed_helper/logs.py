@@ -31,6 +31,10 @@ def _iso(epoch: float) -> str:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
+    """The event's structured fields: ours only. Libraries attach whole HTTP requests as extras
+    (google-auth's ``httpRequest`` holds the signed grant assertion and Authorization headers)."""
+    if record.name != LOGGER_NAME and not record.name.startswith(LOGGER_NAME + "."):
+        return {}
     return {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
 
 

@@ -130,3 +130,12 @@ def test_fast_path_honours_the_profile(config_file: Path, tmp_path: Path) -> Non
     done = run_cli("write", "--config", str(config_file), "--profile", "payments")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_scope_key_as_the_option_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('scope = "https://vault.azure.net/.default https://x/.default"\n')
+    assert resolve(argparse.Namespace(config=str(path)), {}).scopes == [
+        "https://vault.azure.net/.default",
+        "https://x/.default",
+    ]

@@ -127,3 +127,13 @@ def test_with_an_unmodified_sdk_pipeline(emulator: Any, configured: Path) -> Non
     request = PipelineRequest(HttpRequest("GET", "https://example.invalid/"), PipelineContext(None))
     policy.on_request(request)
     assert request.http_request.headers["Authorization"].startswith("Bearer ey")
+
+
+def test_another_tenant_gets_its_own_exchange(emulator: Any, configured: Path) -> None:
+    """get_token(tenant_id=...) asks that tenant's authority (an unknown one here: AADSTS90002)."""
+    credential = azfed_helper.GoogleFederatedCredential()
+    assert credential.get_token(SCOPE, tenant_id=emulator.tenant_id).token
+    with pytest.raises(ClientAuthenticationError) as info:
+        credential.get_token(SCOPE, tenant_id="00000000-0000-0000-0000-00000000beef")
+    assert isinstance(info.value.__cause__, EntraError)
+    assert info.value.__cause__.code == 90002

@@ -46,6 +46,7 @@ def test_healthy_setup_passes(emulator: Any, tmp_path: Path) -> None:
     assert "readable by root" in checks["token file"]["details"]
     assert "aud https://management.azure.com" in checks["entra exchange"]["details"][0]
     assert token_file.exists()
+    assert emulator.counts["metadata.identity"] == 1  # one token minted, checked and written
 
 
 def test_problems_fail_with_their_fix(emulator: Any, tmp_path: Path) -> None:

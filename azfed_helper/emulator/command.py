@@ -66,13 +66,6 @@ def export_lines(emulator: Emulator, key_file: Path | None = None) -> list[str]:
     return lines
 
 
-def _write_env_file(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -94,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     previous = _stop_on_signals(stop)
+    from ..tokenfile import write_atomic
+
     try:
         with Emulator(
             id_token_lifetime=args.id_token_lifetime,
@@ -105,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 emulator.write_service_account_key(args.key_file)
             text = "\n".join(export_lines(emulator, args.key_file)) + "\n"
             if args.env_file is not None:
-                _write_env_file(args.env_file, text)
+                write_atomic(os.fspath(args.env_file), text.encode("utf-8"))
             sys.stdout.write(text)
             sys.stdout.flush()
             while not stop.wait(0.5):

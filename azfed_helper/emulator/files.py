@@ -22,12 +22,10 @@ JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (a URN)
 
 def write_private_json(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     """Write JSON readable by the owner only (mode 0600), as real key files should be."""
+    from ..tokenfile import write_atomic
+
     target = Path(path)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
+    write_atomic(os.fspath(target), (json.dumps(document, indent=2) + "\n").encode("utf-8"))
     return target
 
 
