@@ -11,6 +11,6 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 spec="$root"
 if [ -n "${1:-}" ]; then spec="$root[$1]"; fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --config-settings editable_mode=compat -e "$spec"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --config-settings editable_mode=strict -e "$spec"
 export PATH="$venv/bin:$PATH"
 cd "$root"

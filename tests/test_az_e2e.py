@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from azfed_helper.emulator import Subscription
+
 from .az_venv import AZ_VERSION, ensure_az
 from .conftest import cli_env, run_cli
 
@@ -25,6 +27,8 @@ pytestmark = pytest.mark.az
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 RESOURCE = ("--resource", "https://storage.azure.com")
+DEV = Subscription("0b1f6471-1bf0-4dda-aec3-cb9272f09590", "Development")
+PROD = Subscription("3c7a9d2e-5f18-4b6a-9e0d-71c4a8b2f3d6", "Production Apps")
 
 
 @pytest.fixture(scope="session")
@@ -229,3 +233,41 @@ def test_daemon_az_login(world: AzWorld, tmp_path: Path) -> None:
     assert "az logged in as" in stderr
     assert json.loads(record.read_text())["assertion_exp"] > time.time()
     assert world.az("account", "get-access-token", *RESOURCE).returncode == 0
+
+
+def test_login_selects_a_subscription_by_name(world: AzWorld) -> None:
+    world.emulator.subscriptions.extend([DEV, PROD])
+    done = world.helper("az-login", "--subscription", PROD.display_name)
+    assert done.returncode == 0, done.stderr
+    login = world.calls()[-1]
+    assert login[login.index("--subscription") + 1] == PROD.display_name
+    assert "--skip-subscription-discovery" not in login
+    assert world.emulator.counts["arm"] >= 1  # az listed the subscriptions
+    shown = world.az("account", "show", "--query", "id", "-o", "tsv")
+    assert shown.stdout.strip() == PROD.subscription_id, shown.stderr
+    listed = world.az("account", "list", "--query", "[].name", "-o", "json")
+    assert sorted(json.loads(listed.stdout)) == [DEV.display_name, PROD.display_name]
+    world.calls()
+    world.emulator.reset_counts()
+    for same in (PROD.display_name, PROD.subscription_id.upper()):
+        again = world.helper("az-login", "--subscription", same)
+        assert (again.returncode, again.stderr) == (0, "")
+    assert world.calls() == []  # no-op: no az process...
+    assert sum(world.emulator.counts.values()) == 0  # ...and no request
+    switched = world.helper("az-login", "-q", "--subscription", DEV.display_name)
+    assert switched.returncode == 0, switched.stderr
+    assert [argv[0] for argv in world.calls()] == ["cloud", "login"]
+    shown = world.az("account", "show", "--query", "id", "-o", "tsv")
+    assert shown.stdout.strip() == DEV.subscription_id
+
+
+def test_unknown_subscription_fails_naming_it(world: AzWorld) -> None:
+    world.emulator.subscriptions.append(DEV)
+    missing = world.helper("az-login", "--subscription", "No Such Sub")
+    assert missing.returncode == 1
+    assert "`az login` failed" in missing.stderr  # az's own words, passed on:
+    assert "Subscription 'No Such Sub' not found" in missing.stderr
+    assert not (world.config / "azfed-helper.json").exists()  # nothing recorded...
+    assert_no_token_in(world.calls())
+    again = world.helper("az-login", "--subscription", "No Such Sub")
+    assert again.returncode == 1  # ...so nothing is taken as current

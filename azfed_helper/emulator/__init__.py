@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .core import Emulator
-    from .state import FederatedCredential
+    from .state import FederatedCredential, Subscription
 
-__all__ = ["Emulator", "FederatedCredential"]
+__all__ = ["Emulator", "FederatedCredential", "Subscription"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from .state import FederatedCredential
 
         return FederatedCredential
+    if name == "Subscription":
+        from .state import Subscription
+
+        return Subscription
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from .keys import MalformedTokenError, jwks, parse_jwt, signature_is_valid
 from .server import Reply, Request, json_reply
-from .state import EmulatorState, stable_guid
+from .state import EmulatorState, Subscription, stable_guid
 
 CLIENT_CREDENTIALS = "client_credentials"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -30,6 +30,7 @@ _TENANT_PATH = re.compile(
     r"^/([^/]+)/(v2\.0/\.well-known/openid-configuration|discovery/v2\.0/keys|oauth2/v2\.0/token)$"
 )
 _ARM_PATHS = ("/subscriptions", "/tenants")
+_SUBSCRIPTION_PATH = re.compile(r"^/subscriptions/([^/]+)$")
 
 
 class AadError(Exception):
@@ -107,15 +108,16 @@ class EntraApp:
             action = match.group(2)
             key = "entra.token" if action.endswith("token") else "entra.discovery"
             return key, match.group(1), action
-        if request.path == "/metadata/endpoints" or request.path in _ARM_PATHS:
-            return "arm", "", request.path
+        path = request.path
+        if path == "/metadata/endpoints" or path in _ARM_PATHS or _SUBSCRIPTION_PATH.match(path):
+            return "arm", "", path
         return None, "", ""
 
     def _dispatch(self, request: Request, tenant: str, action: str) -> Reply:
         if action == "/metadata/endpoints":
             return json_reply(200, self._cloud_metadata(request.query.get("api-version", "")))
-        if action in _ARM_PATHS:
-            return self._arm_list(request)
+        if action in _ARM_PATHS or _SUBSCRIPTION_PATH.match(action):
+            return self._arm(request, action)
         self._check_tenant(tenant)
         if action.endswith("openid-configuration"):
             return json_reply(200, self._openid_configuration(tenant))
@@ -384,7 +386,8 @@ class EntraApp:
             }
         ]
 
-    def _arm_list(self, request: Request) -> Reply:
+    def _arm(self, request: Request, path: str) -> Reply:
+        """Subscriptions and tenants as ARM (api-version 2022-12-01) shows them to a bearer."""
         token = request.bearer()
         if not token or not self._entra_token_is_live(token):
             return json_reply(
@@ -396,7 +399,60 @@ class EntraApp:
                     }
                 },
             )
-        return json_reply(200, {"value": [], "count": {"type": "Total", "value": 0}})
+        subscriptions = list(self.state.subscriptions)
+        one = _SUBSCRIPTION_PATH.match(path)
+        if one:
+            return self._arm_subscription(one.group(1), subscriptions)
+        if path == "/tenants":
+            # Kept empty with no subscriptions, as this emulator always answered: az's
+            # service-principal login never lists tenants, and tests rely on the empty answer.
+            items = [self._arm_tenant()] if subscriptions else []
+        else:
+            items = [self._arm_subscription_item(s) for s in subscriptions]
+        return json_reply(200, {"value": items, "count": {"type": "Total", "value": len(items)}})
+
+    def _arm_subscription(self, wanted: str, subscriptions: list[Subscription]) -> Reply:
+        for subscription in subscriptions:
+            if subscription.subscription_id.lower() == wanted.lower():
+                return json_reply(200, self._arm_subscription_item(subscription))
+        return json_reply(
+            404,
+            {
+                "error": {
+                    "code": "SubscriptionNotFound",
+                    "message": f"The subscription '{wanted}' could not be found.",
+                }
+            },
+        )
+
+    def _arm_subscription_item(self, subscription: Subscription) -> dict[str, Any]:
+        return {
+            "id": f"/subscriptions/{subscription.subscription_id}",
+            "authorizationSource": "RoleBased",
+            "managedByTenants": [],
+            "subscriptionId": subscription.subscription_id,
+            "tenantId": self.state.tenant_id,
+            "displayName": subscription.display_name,
+            "state": "Enabled",
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
+        }
+
+    def _arm_tenant(self) -> dict[str, Any]:
+        tenant, domain = self.state.tenant_id, "azfedemulated.onmicrosoft.com"
+        return {
+            "id": f"/tenants/{tenant}",
+            "tenantId": tenant,
+            "countryCode": "US",
+            "displayName": "Azfed Emulated Tenant",
+            "domains": [domain],
+            "tenantCategory": "Home",
+            "defaultDomain": domain,
+            "tenantType": "AAD",
+        }
 
     def _entra_token_is_live(self, token: str) -> bool:
         try:

@@ -62,6 +62,14 @@ class FederatedCredential:
     name: str = "google-service-account"
 
 
+@dataclass
+class Subscription:
+    """One Azure subscription ARM lists for the emulated tenant (``az login`` selects from these)."""
+
+    subscription_id: str
+    display_name: str
+
+
 @dataclass(frozen=True)
 class Fault:
     """A queued injected failure for one endpoint key."""
@@ -113,6 +121,7 @@ class EmulatorState:
         self.federated_credentials = [
             FederatedCredential(GOOGLE_ISSUER, self.service_account_id, [AZURE_AUDIENCE])
         ]
+        self.subscriptions: list[Subscription] = []
         self.counts: Counter[str] = Counter()
         self.google_key = SigningKey.generate()
         self.entra_key = SigningKey.generate()
