@@ -82,6 +82,16 @@ def explicit_authority(flags: object, environ: Mapping[str, str] | None = None) 
     return str(value) if value else None
 
 
+def target_from_args(settings: Settings, flags: object) -> Target:
+    """The target the hook options name (``az-login``, ``az``; absent attributes read as None)."""
+    return Target(
+        settings,
+        authority=explicit_authority(flags),
+        subscription=getattr(flags, "subscription", None),
+        az=getattr(flags, "az", None),
+    )
+
+
 # -- what az holds (no-op path: files only) ---------------------------------------------------
 
 
@@ -429,8 +439,10 @@ def ensure(
     if not force and is_current(target, directory, clock()):
         return None
     az = find_az(target.az)
+    from . import tokenfile  # the refresh path only: the hook's no-op path stays lean
+
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        tokenfile.make_private_dirs(directory)
     except OSError as exc:
         raise UsageError(
             f"cannot create az's configuration directory {directory}: {exc.strerror}",

@@ -134,7 +134,7 @@ def find_access_token(
 def ensure_dir(directory: str) -> None:
     """Create the cache directory private to this user (0700); an existing one is left alone."""
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        tokenfile.make_private_dirs(directory)
     except OSError as exc:
         raise TokenFileError(
             f"cannot create the token cache directory {directory}: {exc.strerror}",

@@ -1,22 +1,17 @@
 """The daemon's health endpoint: ``/livez``, ``/readyz`` and ``/metrics`` over plain HTTP.
 
 Readiness is judged from the token file itself on every request (what readers will see), not
-from what the loop believes it wrote. The server loop waits on its socket and a wake-up pipe, not
-on ``serve_forever``'s half-second poll, so an idle daemon stays idle.
+from what the loop believes it wrote. The server is an :class:`httpserve.BackgroundServer`, so
+an idle daemon stays idle.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
-import selectors
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from . import TYPE_CHECKING, tokenfile
+from . import TYPE_CHECKING, httpserve, tokenfile
 from .durations import format_duration
 from .errors import UsageError
 
@@ -42,15 +37,6 @@ def parse_address(text: str) -> tuple[str, int]:
             "give HOST:PORT or :PORT (loopback), e.g. :8080, 0.0.0.0:8080 or [::1]:8080",
         )
     return host, int(port_text)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _number(value: float) -> str:
@@ -163,10 +149,10 @@ class Checks:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: httpserve.Server
 
     def do_GET(self) -> None:
-        checks = self.server.checks
+        checks: Checks = self.server.context
         routes: dict[str, Callable[[], tuple[bool, str]]] = {
             "/livez": checks.live,
             "/readyz": checks.ready,
@@ -194,36 +180,18 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("health: " + format, *args, extra={"event": "health_request"})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], checks: Checks) -> None:
-        self.checks = checks
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-
-class HealthServer:
+class HealthServer(httpserve.BackgroundServer):
     """Serves ``checks`` on ``address`` in a daemon thread until :meth:`stop`."""
 
     def __init__(self, address: tuple[str, int], checks: Checks) -> None:
-        host, port = address
-        try:
-            self._server = _Server((host, port), checks)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {host}:{port} for --health-addr: {exc.strerror}",
-                "choose another port or address",
-            ) from exc
-        self._wake_read, self._wake_write = os.pipe()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        super().__init__(
+            address,
+            _Handler,
+            checks,
+            name="azfed-health",
+            purpose="--health-addr",
+            hint="choose another port or address",
+        )
 
     def start(self) -> None:
         host, port = self.address
@@ -233,30 +201,11 @@ class HealthServer:
             shown,
             extra={"event": "health_listening", "address": shown},
         )
-        if not is_loopback(host):
+        if not httpserve.is_loopback(host):
             log.warning(
                 "the health endpoint %s is reachable from other hosts; bind 127.0.0.1 unless a "
                 "probe from outside this network namespace needs it",
                 shown,
                 extra={"event": "health_exposed", "address": shown},
             )
-        self._thread = threading.Thread(target=self._serve, name="azfed-health", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._server.socket, selectors.EVENT_READ, "request")
-            selector.register(self._wake_read, selectors.EVENT_READ, "stop")
-            while True:
-                events = selector.select()
-                if any(key.data == "stop" for key, _ in events):
-                    return
-                self._server.handle_request()
-
-    def stop(self) -> None:
-        os.write(self._wake_write, b"x")
-        if self._thread is not None:
-            self._thread.join(1.0)
-        self._server.server_close()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
+        super().start()

@@ -17,16 +17,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import re
-import selectors
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from . import TYPE_CHECKING, aadsts, cache, mi_env
+from . import TYPE_CHECKING, aadsts, cache, httpserve, mi_env
 from .errors import AzfedError, InvalidTokenError, UsageError
 
 if TYPE_CHECKING:
@@ -190,10 +187,10 @@ class TokenBroker:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server  # HTTP/1.0, one request per connection: after stop() nothing is served
+    server: httpserve.Server  # HTTP/1.0, one request per connection: after stop() nothing is served
 
     def do_GET(self) -> None:
-        owner = self.server.owner
+        owner: IdentityServer = self.server.context
         parts = urlsplit(self.path)
         try:
             body = owner.answer(parts.path, parse_qs(parts.query), self.headers)
@@ -214,7 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, body)
 
     def do_POST(self) -> None:
-        self.server.owner.count("bad_request")
+        owner: IdentityServer = self.server.context
+        owner.count("bad_request")
         body = _error_body(405, "invalid_request", "use GET (App Service or IMDS protocol)")
         self._reply(405, body)
 
@@ -236,17 +234,6 @@ def _error_body(status: int, error: str, message: str) -> dict[str, object]:
     """Readable by every client: MSAL's App Service path shows ``statusCode, message``;
     its IMDS path and the Go SDK read ``error``/``error_description``."""
     return {"error": error, "error_description": message, "statusCode": status, "message": message}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], owner: IdentityServer) -> None:
-        self.owner = owner
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
 
 
 class IdentityServer:
@@ -281,24 +268,21 @@ class IdentityServer:
         self.broker = TokenBroker(exchange, clock)
         self._requests = dict.fromkeys(RESULTS, 0)
         self._count_lock = threading.Lock()
-        try:
-            self._server = _Server((host, port), self)
-        except OSError as exc:
-            hint = "choose another --port, or --port 0 for any free one"
-            raise UsageError(
-                f"cannot listen on {host}:{port} for the managed-identity endpoint: {exc.strerror}",
-                hint,
-            ) from exc
-        self._wake_read, self._wake_write = os.pipe()
-        self._thread: threading.Thread | None = None
+        self._http = httpserve.BackgroundServer(
+            (host, port),
+            _Handler,
+            self,
+            name="azfed-identity",
+            purpose="the managed-identity endpoint",
+            hint="choose another --port, or --port 0 for any free one",
+        )
         self._env_file: tuple[str, str] | None = None  # (path, text written)
 
     # -- where it is -----------------------------------------------------------------------
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._http.address
 
     @property
     def base_url(self) -> str:
@@ -318,31 +302,13 @@ class IdentityServer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> IdentityServer:
-        self._thread = threading.Thread(target=self._serve, name="azfed-identity", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
-
-    def _serve(self) -> None:
-        """Wait on the socket and a wake-up pipe: an idle endpoint costs no CPU."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._server.socket, selectors.EVENT_READ, "request")
-            selector.register(self._wake_read, selectors.EVENT_READ, "stop")
-            while True:
-                events = selector.select()
-                if any(key.data == "stop" for key, _ in events):
-                    return
-                self._server.handle_request()
 
     def stop(self) -> None:
         """Stop listening; requests already being answered finish in their own threads."""
-        if self._thread is None:
+        if not self._http.stop():
             return
-        os.write(self._wake_write, b"x")
-        self._thread.join(2.0)
-        self._thread = None
-        self._server.server_close()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
         self.broker.exchange.close()
         if self._env_file is not None:
             mi_env.remove_env_file(*self._env_file)
@@ -367,7 +333,7 @@ class IdentityServer:
 
     def ready(self) -> tuple[bool, str]:
         """Ready while listening and the latest exchange (if any) succeeded."""
-        if self._thread is None or not self._thread.is_alive():
+        if not self._http.running:
             return False, "the managed-identity endpoint is not running"
         failure = self.broker.last_failure
         if failure is not None:

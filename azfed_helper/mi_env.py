@@ -49,10 +49,11 @@ def variables(endpoint: str, secret: str) -> dict[str, str]:
     }
 
 
-def shell_text(values: dict[str, str]) -> str:
-    """``export`` lines plus the ``unset`` that keeps clients off the Service Fabric path."""
+def shell_text(values: dict[str, str], unset: tuple[str, ...] = (SERVICE_FABRIC_VARIABLE,)) -> str:
+    """Shell-quoted ``export`` lines, then ``unset`` lines; by default the one that keeps
+    managed-identity clients off the Service Fabric path."""
     lines = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
-    lines.append(f"unset {SERVICE_FABRIC_VARIABLE}")
+    lines += [f"unset {name}" for name in unset]
     return "\n".join(lines)
 
 
@@ -66,7 +67,7 @@ def write_env_file(path: str, values: dict[str, str]) -> str:
     )
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        tokenfile.make_private_dirs(directory)
     except OSError as exc:
         raise UsageError(
             f"cannot create directory {directory} for {path}: {exc.strerror}",

@@ -96,3 +96,10 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
         help="token cache directory (env AZFED_CACHE_DIR; default the user cache directory, "
         "e.g. ~/.cache/azfed-helper)",
     )
+
+
+def add_logging(group: argparse._ActionsContainer) -> None:
+    """Log format and verbosity of the long-running commands (see logs.setup)."""
+    group.add_argument("--log-format", choices=("human", "json"), default="human")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log (repeatable)")
+    group.add_argument("-q", "--quiet", action="count", default=0, help="less log (repeatable)")

@@ -18,7 +18,7 @@ import time
 from . import TYPE_CHECKING, refresh, tokenfile
 from .errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
 from .idtoken import MAX_LIFETIME
-from .sync import sync_once
+from .sync import google_fetch, sync_once
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,12 +98,6 @@ class _Stopped(Exception):
     """Raised inside a refresh when ``stop`` came first: the fetched token is not written."""
 
 
-def _google_fetch(settings: Settings) -> str:
-    from . import google_source
-
-    return google_source.fetch(settings)
-
-
 def _claims(token: IdToken) -> dict[str, object]:
     return {"sub": token.claims.get("sub"), "exp": token.claims.get("exp")}
 
@@ -132,7 +126,7 @@ class Sidecar:
         self.state = HealthState()
         self.error: Exception | None = None
         self._clock = clock
-        self._fetch = fetch or _google_fetch
+        self._fetch = fetch or google_fetch
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         # A due refresh must fetch even while the file has more than the margin left; sync_once
         # still never trades a longer-lived token in the file for a shorter one.

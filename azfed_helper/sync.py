@@ -31,7 +31,8 @@ class SyncResult:
         self.wrote = wrote
 
 
-def _default_fetch(settings: Settings) -> str:
+def google_fetch(settings: Settings) -> str:
+    """The default fetch: the Google source (google-auth imported only when a refresh runs)."""
     from . import google_source
 
     return google_source.fetch(settings)
@@ -82,7 +83,7 @@ def sync_once(
                 return SyncResult(current, wrote=True)
             return SyncResult(current, wrote=False)
         token = idtoken.validate(
-            idtoken.decode((fetch or _default_fetch)(settings)), audience, clock()
+            idtoken.decode((fetch or google_fetch)(settings)), audience, clock()
         )
         previous = tokenfile.fresh_token(path, audience, clock(), 0)
         if previous is not None and previous.expires_at > token.expires_at and not settings.force:

@@ -62,6 +62,25 @@ def fresh_token(path: str, audience: str, now: float, margin: float) -> IdToken 
         return None
 
 
+def make_private_dirs(path: str) -> None:
+    """Create directory ``path`` and every missing parent with mode 0700; raises OSError.
+
+    ``os.makedirs(mode=0o700)`` gives that mode to the last level only: the parents it creates
+    get the umask's default (often 0755). Existing directories are left exactly as they are.
+    """
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent != path:
+        make_private_dirs(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):  # another process may have created it meanwhile: fine
+            raise
+
+
 def check_target(path: str, create_dirs: bool) -> None:
     """Fail early, with the fix, when the token file cannot be written where it was asked."""
     if os.path.isdir(path):
@@ -74,7 +93,7 @@ def check_target(path: str, create_dirs: bool) -> None:
                 "create it, or pass --create-dirs to create it (mode 0700)",
             )
         try:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
+            make_private_dirs(directory)
         except OSError as exc:
             raise UsageError(
                 f"cannot create directory {directory}: {exc.strerror}",

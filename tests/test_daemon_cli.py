@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,14 @@ def start_daemon(emulator: Any, daemons: list[Daemon]) -> Any:
     return start
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Poll a condition another process makes true (no event to wait on crosses the boundary)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def http_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -119,10 +127,10 @@ def test_sighup_refreshes_and_sigterm_mid_refresh_stops_cleanly(
     assert emulator.counts["metadata.identity"] == 2
     assert {"sub", "exp", "time", "level"} <= second.keys() and second["sub"] == first["sub"]
     kept = path.read_bytes()
-    emulator.set_google_available(False)
-    daemon.signal(signal.SIGHUP)  # now the refresh hangs in google-auth's own retries
+    emulator.fail_next("metadata.identity", 503, count=20)  # retried inside google-auth
+    daemon.signal(signal.SIGHUP)
     daemon.wait_event("sighup")
-    time.sleep(0.3)
+    wait_until(lambda: emulator.counts["metadata.identity"] > 2)  # the refresh hangs in retries
     begun = time.monotonic()
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(5) == 0

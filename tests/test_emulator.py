@@ -20,11 +20,13 @@ import msal
 import pytest
 import requests
 from google.auth import exceptions as google_exceptions
-from google.auth import iam, impersonated_credentials, jwt
+from google.auth import impersonated_credentials, jwt
 from google.auth.transport.requests import Request as GoogleRequest
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import id_token, service_account
 
+from azfed_helper import google_source
+from azfed_helper.config import Settings, resolve
 from azfed_helper.emulator import Emulator, FederatedCredential
 from azfed_helper.emulator.keys import SigningKey
 
@@ -204,26 +206,23 @@ def test_metadata_flavor_enforced_and_echoed(emu: Emulator) -> None:
     assert emu.counts["metadata.identity"] == 3 and emu.counts["metadata.other"] == 1
 
 
-def test_impersonated_id_token_via_iam(
-    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(
-        iam,
-        "_IAM_IDTOKEN_ENDPOINT",
-        emu.iam_endpoint + "/v1/projects/-/serviceAccounts/{}:generateIdToken",
-    )
-    source = service_account.Credentials.from_service_account_file(
-        str(emu.write_service_account_key(tmp_path / "key.json")), scopes=CLOUD_PLATFORM
-    )
+def google_source_settings(emu: Emulator, **flags: object) -> Settings:
+    """Settings for our Google source, its IAM calls pointed at the emulator (--iam-endpoint)."""
+    return resolve(argparse.Namespace(iam_endpoint=emu.iam_endpoint, **flags))
+
+
+def test_impersonated_id_token_via_iam(emu: Emulator, tmp_path: Path) -> None:
+    key = emu.write_service_account_key(tmp_path / "key.json")
+    settings = google_source_settings(emu, credentials=str(key), impersonate=OTHER_SA)
+    claims = claims_of(google_source.fetch(settings))
+    # The access-token side of impersonation, through google-auth's public endpoint override.
+    source = service_account.Credentials.from_service_account_file(str(key), scopes=CLOUD_PLATFORM)
     target = impersonated_credentials.Credentials(
         source,
         OTHER_SA,
         CLOUD_PLATFORM,
         iam_endpoint_override=f"{emu.iam_endpoint}/v1/projects/-/serviceAccounts/{OTHER_SA}:generateAccessToken",
     )
-    creds = impersonated_credentials.IDTokenCredentials(target, AUDIENCE, include_email=True)
-    creds.refresh(GoogleRequest())
-    claims = claims_of(creds.token)
     target.refresh(GoogleRequest())
 
     assert claims["email"] == OTHER_SA and claims["aud"] == AUDIENCE
@@ -231,22 +230,18 @@ def test_impersonated_id_token_via_iam(
     assert target.token and target.expiry is not None
     assert emu.counts["iam.generateIdToken"] == 1 and emu.counts["iam.generateAccessToken"] == 1
     unauthenticated = requests.post(
-        iam._IAM_IDTOKEN_ENDPOINT.format(OTHER_SA), json={"audience": AUDIENCE}, timeout=5
+        f"{emu.iam_endpoint}/v1/projects/-/serviceAccounts/{OTHER_SA}:generateIdToken",
+        json={"audience": AUDIENCE},
+        timeout=5,
     )
     assert unauthenticated.status_code == 401
 
 
-def test_impersonated_adc_file_and_authorized_user(
-    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An ADC impersonation file works once google-auth's fixed IAM URLs are patched."""
-    base = emu.iam_endpoint + "/v1/projects/-/serviceAccounts/{}"
-    monkeypatch.setattr(iam, "_IAM_IDTOKEN_ENDPOINT", base + ":generateIdToken")
-    monkeypatch.setattr(iam, "_IAM_ENDPOINT", base + ":generateAccessToken")
+def test_impersonated_adc_file_and_authorized_user(emu: Emulator, tmp_path: Path) -> None:
+    """An ADC impersonation file works through our source with its IAM endpoint setting."""
     adc = emu.write_impersonated_adc(tmp_path / "adc.json", OTHER_SA, source="service_account")
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
-    token = id_token.fetch_id_token(GoogleRequest(), AUDIENCE)
-    assert claims_of(token)["email"] == OTHER_SA
+    token = google_source.fetch(google_source_settings(emu, credentials=str(adc)))
+    assert claims_of(token)["email"] == OTHER_SA and claims_of(token)["aud"] == AUDIENCE
 
     # authorized_user files: google-auth ignores their token_uri, so point it explicitly.
     user_file = emu.write_authorized_user(tmp_path / "user.json")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper import health
+from azfed_helper import health, httpserve
 from azfed_helper.errors import UsageError
 from azfed_helper.idtoken import DEFAULT_AUDIENCE
 from azfed_helper.sidecar import HealthState
@@ -37,9 +37,9 @@ def test_parse_address_rejects(text: str) -> None:
 
 
 def test_loopback_detection() -> None:
-    assert health.is_loopback("127.0.0.1") and health.is_loopback("::1")
-    assert health.is_loopback("localhost")
-    assert not health.is_loopback("0.0.0.0") and not health.is_loopback("10.0.0.1")
+    assert httpserve.is_loopback("127.0.0.1") and httpserve.is_loopback("::1")
+    assert httpserve.is_loopback("localhost")
+    assert not httpserve.is_loopback("0.0.0.0") and not httpserve.is_loopback("10.0.0.1")
 
 
 def checks_at(state: HealthState, path: Path, now: float) -> health.Checks:
@@ -110,9 +110,11 @@ def test_server_answers_and_stops(tmp_path: Path) -> None:
     server = health.HealthServer(
         ("127.0.0.1", 0), health.Checks(state, str(path), DEFAULT_AUDIENCE, 600)
     )
+    assert not server.running
     server.start()
     base = f"http://127.0.0.1:{server.address[1]}"
     try:
+        assert server.running
         assert get(base + "/livez")[0] == 200
         status, _, body = get(base + "/readyz")
         assert status == 200 and body.startswith("ok")
@@ -123,7 +125,8 @@ def test_server_answers_and_stops(tmp_path: Path) -> None:
         path.write_text(make_jwt(iat=now - 3500, exp=now + 100))
         assert get(base + "/readyz")[0] == 503
     finally:
-        server.stop()
+        assert server.stop()
+    assert not server.running and not server.stop()  # a second stop is a no-op
     with pytest.raises(OSError):
         urllib.request.urlopen(base + "/livez", timeout=2)
 

@@ -97,6 +97,13 @@ class CountingFetch:
         return self._fetch(settings)
 
 
+class TopJitter(random.Random):
+    """Jitter always at its top: every back-off is its ceiling, so each delay is known ahead."""
+
+    def random(self) -> float:
+        return 1.0
+
+
 def remaining_in_file(path: Path) -> float:
     return idtoken.decode(path.read_bytes()).remaining(time.time())
 
@@ -136,7 +143,7 @@ def test_outage_keeps_last_token_then_not_ready_then_recovers(
     settings.min_remaining = 0.5  # type: ignore[assignment] # sub-second for the test
     fetch = CountingFetch()
     policy = refresh.Policy(margin=1, min_backoff=0.2, max_backoff=0.5)
-    running = start(settings, policy, fetch=fetch)
+    running = start(settings, policy, fetch=fetch, rng=TopJitter())
     checks = Checks(running.sidecar.state, str(path), AUDIENCE, 0.5)
     running.writes.wait_for(1)
     emulator.set_google_available(False)
@@ -154,8 +161,10 @@ def test_outage_keeps_last_token_then_not_ready_then_recovers(
     attempts = [t for t in fetch.times if outage_start < t < outage_end]
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert len(attempts) >= 3
-    assert all(0.19 <= gap <= 1.5 for gap in gaps)  # back-off floor 0.2 s, ceiling 0.5 s + call
-    assert len(attempts) <= 2.5 / 0.2 + 1
+    # Retry n waits min(0.5, 0.2 * 2**n) at top jitter: 0.4 s, then 0.5 s; plus the failing call.
+    planned = [0.4, *[0.5] * (len(gaps) - 1)]
+    assert all(plan - 0.01 <= gap <= plan + 1.0 for plan, gap in zip(planned, gaps, strict=True))
+    assert len(attempts) <= 2.5 / 0.4 + 1
     failures = running.sidecar.state.snapshot().failures
     assert failures["source"] >= len(attempts) - 1
     emulator.set_google_available(True)
@@ -222,12 +231,18 @@ def test_short_lived_tokens_get_a_bounded_logged_back_off(
     emulator.id_token_lifetime = 2  # shorter than the 3 s margin: always due at once
     path = tmp_path / "token"
     policy = refresh.Policy(margin=3, min_backoff=0.2, max_backoff=0.4)
+    settings = settings_for(path, refresh_margin="3", min_remaining="1")
     with caplog.at_level(logging.WARNING, logger="azfed_helper"):
-        running = start(settings_for(path, refresh_margin="3", min_remaining="1"), policy)
-        time.sleep(1.5)
+        running = start(settings, policy, rng=TopJitter())
+        running.writes.wait_for(3)
+        snapshot = running.sidecar.state.snapshot()
         running.stop()
-    count = emulator.counts["metadata.identity"]
-    assert 3 <= count <= 1.5 / 0.2 + 1  # no busy loop: at most one request per floor
+    # Each short-lived token is asked for again after the capped back-off, never at once.
+    assert snapshot.last_success is not None and snapshot.next_refresh is not None
+    assert snapshot.next_refresh - snapshot.last_success == pytest.approx(0.4)
+    times = running.writes.times
+    assert all(b - a >= 0.39 for a, b in itertools.pairwise(times))  # no busy loop
+    assert emulator.counts["metadata.identity"] <= len(times) + 1  # at most one in flight at stop
     assert any(getattr(r, "event", "") == "short_lived" for r in caplog.records)
 
 

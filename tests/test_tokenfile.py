@@ -106,4 +106,24 @@ def test_check_target(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--create-dirs"):
         tokenfile.check_target(str(nested), create_dirs=False)
     tokenfile.check_target(str(nested), create_dirs=True)
-    assert mode_of(nested.parent) == 0o700
+    assert mode_of(nested.parent) == 0o700 and mode_of(nested.parent.parent) == 0o700
+
+
+def test_make_private_dirs_creates_every_level_0700_and_leaves_existing_alone(
+    tmp_path: Path,
+) -> None:
+    existing = tmp_path / "shared"
+    existing.mkdir()
+    existing.chmod(0o755)
+    old = os.umask(0o022)  # the common default, under which makedirs' parents end up 0755
+    try:
+        tokenfile.make_private_dirs(str(existing / "a" / "b" / "c"))
+        tokenfile.make_private_dirs(str(existing / "a" / "b" / "c"))  # already there: no error
+    finally:
+        os.umask(old)
+    assert mode_of(existing) == 0o755
+    for level in ("a", "a/b", "a/b/c"):
+        assert mode_of(existing / level) == 0o700, level
+    (existing / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        tokenfile.make_private_dirs(str(existing / "file"))

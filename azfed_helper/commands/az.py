@@ -27,12 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
-    target = azcli.Target(
-        settings,
-        authority=azcli.explicit_authority(args),
-        subscription=args.subscription,
-        az=args.az,
-    )
+    target = azcli.target_from_args(settings, args)
     az_args = args.az_args[1:] if args.az_args[:1] == ["--"] else args.az_args
     try:
         azcli.ensure(settings, target)

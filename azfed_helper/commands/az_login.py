@@ -76,12 +76,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(azcli.hook_snippet(args.print_hook, hook_command(args)))
         return 0
     settings = resolve(args)
-    target = azcli.Target(
-        settings,
-        authority=azcli.explicit_authority(args),
-        subscription=args.subscription,
-        az=args.az,
-    )
+    target = azcli.target_from_args(settings, args)
     login = azcli.ensure(settings, target, force=bool(args.force))
     if login is not None and not args.quiet:
         left = format_duration(login.token.remaining(time.time()))

@@ -79,9 +79,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="serve /livez, /readyz and /metrics there (:PORT means 127.0.0.1; default off)",
     )
-    group.add_argument("--log-format", choices=("human", "json"), default="human")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="more log (repeatable)")
-    group.add_argument("-q", "--quiet", action="count", default=0, help="less log (repeatable)")
+    options.add_logging(group)
     # A flag plus a trailing positional: argparse keeps "--" and what follows for a positional
     # REMAINDER, while an optional's REMAINDER rejects "--" inside a subcommand.
     group.add_argument(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 
 from .. import mi_env, options
 from ..config import Settings, resolve
@@ -80,23 +79,23 @@ def managed_identity_variables(settings: Settings, env_file: str | None) -> dict
     return variables
 
 
-def render(variables: dict[str, str], fmt: str) -> str:
+def render(variables: dict[str, str], fmt: str, unset: tuple[str, ...] = ()) -> str:
+    """JSON, or ``export`` lines followed by ``unset`` lines (sh)."""
     if fmt == "json":
         return json.dumps(variables, indent=2)
-    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items())
+    return mi_env.shell_text(variables, unset)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
+    unset: tuple[str, ...] = ()
     if args.consumer == "managed-identity":
         variables = managed_identity_variables(settings, args.env_file)
-        # The sh form also unsets IDENTITY_SERVER_THUMBPRINT, which would mean Service Fabric.
-        sh = args.format == "sh"
-        print(mi_env.shell_text(variables) if sh else render(variables, args.format))
-        return 0
-    if args.consumer == "terraform":
+        # IDENTITY_SERVER_THUMBPRINT would switch clients to Service Fabric's protocol.
+        unset = (mi_env.SERVICE_FABRIC_VARIABLE,)
+    elif args.consumer == "terraform":
         variables = terraform_variables(settings)
     else:
         variables = azure_variables(settings)
-    print(render(variables, args.format))
+    print(render(variables, args.format, unset))
     return 0

@@ -79,9 +79,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also print the variables (with the secret) on stdout once listening",
     )
-    group.add_argument("--log-format", choices=("human", "json"), default="human")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="more log (repeatable)")
-    group.add_argument("-q", "--quiet", action="count", default=0, help="less log (repeatable)")
+    options.add_logging(group)
 
 
 def read_secret(path: str) -> str:
@@ -114,7 +112,7 @@ def read_secret(path: str) -> str:
 
 def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServer:
     """Start the server from the endpoint options and publish its env file; ``stop()`` ends both."""
-    from ..health import is_loopback
+    from ..httpserve import is_loopback
     from ..identity_server import IdentityServer
 
     if not is_loopback(args.bind) and not args.allow_remote:
@@ -136,7 +134,7 @@ def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServ
 
 
 def _announce(server: IdentityServer, env_file: str, args: argparse.Namespace) -> None:
-    from ..health import is_loopback
+    from ..httpserve import is_loopback
 
     fields = {"event": "identity_listening", "endpoint": server.url, "env_file": env_file}
     log.info(
