@@ -75,18 +75,16 @@ class Target:
         self.az = az or None
 
 
-def explicit_authority(flags: object, environ: Mapping[str, str] | None = None) -> str | None:
-    """The authority host the user asked for (``--authority-host``, AZURE_AUTHORITY_HOST), if any."""
-    env = os.environ if environ is None else environ
-    value = getattr(flags, "authority_host", None) or env.get("AZURE_AUTHORITY_HOST")
-    return str(value) if value else None
-
-
 def target_from_args(settings: Settings, flags: object) -> Target:
-    """The target the hook options name (``az-login``, ``az``; absent attributes read as None)."""
+    """The target the hook options name (``az-login``, ``az``; absent attributes read as None).
+
+    Only an authority the user chose (flag, AZURE_AUTHORITY_HOST, config file) pins the cloud;
+    otherwise az's current cloud decides, so a US Gov profile works without configuration.
+    """
+    chosen = settings.origins.get("authority_host", "default") != "default"
     return Target(
         settings,
-        authority=explicit_authority(flags),
+        authority=settings.authority_host if chosen else None,
         subscription=getattr(flags, "subscription", None),
         az=getattr(flags, "az", None),
     )
@@ -309,10 +307,14 @@ def _az_error(args: Sequence[str], code: int, stderr: str, token: IdToken | None
                 {"error_description": said}, token.claims if token is not None else None
             )
     said = lines[-1].removeprefix("ERROR:").strip() if lines else "no error output"
-    return AzCliError(
-        f"`az {' '.join(args[:1])}` failed with exit status {code}: {said}",
-        f"run `az {' '.join(args[:1])} --debug` by hand for details",
-    )
+    hint = f"run `az {' '.join(args[:1])} --debug` by hand for details"
+    if "--subscription" in args and ("not found" in said or "could not be retrieved" in said):
+        client = args[args.index("--username") + 1] if "--username" in args else "the app"
+        hint = (
+            f"check the subscription id or name and that app {client} has a role on it; "
+            "`az account list --refresh -o table` lists the subscriptions it can see"
+        )
+    return AzCliError(f"`az {' '.join(args[:1])}` failed with exit status {code}: {said}", hint)
 
 
 class Cloud:
@@ -407,13 +409,23 @@ def login_args(target: Target, token_file: str) -> list[str]:
         "none",
         "--only-show-errors",
     ]
-    # Without a subscription, no discovery: login makes no ARM call.
-    args += (
-        ["--subscription", target.subscription]
-        if target.subscription
-        else ["--skip-subscription-discovery"]
-    )
+    # Without a subscription, no discovery: login makes no ARM call. With a subscription id, az
+    # fetches that one subscription and fails without touching its profile; a name needs the
+    # listing, and az 2.91 saves the listed subscriptions before it looks for the name.
+    if not target.subscription:
+        args += ["--skip-subscription-discovery"]
+    elif _is_guid(target.subscription):
+        args += ["--skip-subscription-discovery", "--subscription", target.subscription]
+    else:
+        args += ["--subscription", target.subscription]
     return args
+
+
+def _is_guid(text: str) -> bool:
+    parts = text.split("-")
+    return [len(part) for part in parts] == [8, 4, 4, 4, 12] and all(
+        char in "0123456789abcdefABCDEF" for part in parts for char in part
+    )
 
 
 def _locked(directory: str, timeout: float = 2 * AZ_TIMEOUT + 60) -> ProcessLock:

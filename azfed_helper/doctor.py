@@ -202,11 +202,7 @@ class Doctor:
             return Check(
                 "azure cli", SKIP, ["AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"]
             )
-        # Only an authority the user chose pins the cloud; otherwise az's current cloud decides.
-        chosen = self.settings.origins.get("authority_host", "default") != "default"
-        target = azcli.Target(
-            self.settings, authority=self.settings.authority_host if chosen else None
-        )
+        target = azcli.target_from_args(self.settings, None)
         left = azcli.held_lifetime(target, directory, time.time())
         if left is None:
             return Check(

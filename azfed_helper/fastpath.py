@@ -171,12 +171,6 @@ def _az_is_current(parsed: dict[str, object]) -> bool:
 
     flags = _Flags(parsed)
     try:
-        target = azcli.Target(
-            resolve(flags),
-            authority=azcli.explicit_authority(flags),
-            subscription=parsed.get("subscription"),  # type: ignore[arg-type]
-            az=parsed.get("az"),  # type: ignore[arg-type]
-        )
-        return azcli.is_current(target)
+        return azcli.is_current(azcli.target_from_args(resolve(flags), flags))
     except AzfedError:
         return False  # the normal path reports it properly

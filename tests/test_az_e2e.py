@@ -271,3 +271,15 @@ def test_unknown_subscription_fails_naming_it(world: AzWorld) -> None:
     assert_no_token_in(world.calls())
     again = world.helper("az-login", "--subscription", "No Such Sub")
     assert again.returncode == 1  # ...so nothing is taken as current
+
+
+def test_unknown_subscription_id_leaves_the_profile_alone(world: AzWorld) -> None:
+    world.emulator.subscriptions.append(DEV)
+    assert world.helper("az-login", "--subscription", DEV.subscription_id).returncode == 0
+    unknown = "0badc0de-0000-4000-8000-000000000000"
+    failed = world.helper("az-login", "--subscription", unknown)
+    assert failed.returncode == 1
+    assert unknown in failed.stderr
+    assert "az account list --refresh" in failed.stderr  # the hint says how to see what exists
+    shown = world.az("account", "show", "--query", "id", "-o", "tsv")
+    assert shown.stdout.strip() == DEV.subscription_id  # still where the user left it

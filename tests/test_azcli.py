@@ -226,6 +226,10 @@ def test_login_keeps_the_token_out_of_argv() -> None:
     with_sub = azcli.login_args(azcli.Target(settings, subscription="prod"), "tok")
     assert with_sub[-2:] == ["--subscription", "prod"]
     assert "--skip-subscription-discovery" not in with_sub
+    # An id is fetched alone (az then fails without switching its profile); no listing needed.
+    guid = "6f2b1c3e-0a4d-4b5e-9c7f-1a2b3c4d5e6f"
+    by_id = azcli.login_args(azcli.Target(settings, subscription=guid), "tok")
+    assert by_id[-3:] == ["--skip-subscription-discovery", "--subscription", guid]
 
 
 def test_print_hook_snippets(tmp_path: Path) -> None:

@@ -423,7 +423,8 @@ def test_arm_endpoints(emu: Emulator) -> None:
     cloud = requests.get(
         f"{emu.authority_host}/metadata/endpoints?api-version=2015-01-01", timeout=5
     ).json()
-    assert subscriptions.json()["value"] == [] and tenants.json()["value"] == []
+    assert subscriptions.json()["value"] == []
+    assert [t["tenantId"] for t in tenants.json()["value"]] == [emu.tenant_id]
     assert anonymous.status_code == 401
     assert cloud["authentication"]["loginEndpoint"] == emu.authority_host
     assert "https://management.core.windows.net/" in cloud["authentication"]["audiences"]

@@ -63,7 +63,8 @@ def values(response: requests.Response) -> list[dict[str, Any]]:
 def test_no_subscriptions_by_default(emu: Emulator, arm_token: str) -> None:
     assert emu.subscriptions == []
     assert values(get(emu, "/subscriptions", arm_token)) == []
-    assert values(get(emu, "/tenants", arm_token)) == []
+    (tenant,) = values(get(emu, "/tenants", arm_token))
+    assert tenant["tenantId"] == emu.tenant_id
 
 
 def test_lists_subscriptions_in_the_shape_az_reads(emu: Emulator, arm_token: str) -> None:

@@ -404,9 +404,7 @@ class EntraApp:
         if one:
             return self._arm_subscription(one.group(1), subscriptions)
         if path == "/tenants":
-            # Kept empty with no subscriptions, as this emulator always answered: az's
-            # service-principal login never lists tenants, and tests rely on the empty answer.
-            items = [self._arm_tenant()] if subscriptions else []
+            items = [self._arm_tenant()]  # ARM lists the home tenant, subscriptions or not
         else:
             items = [self._arm_subscription_item(s) for s in subscriptions]
         return json_reply(200, {"value": items, "count": {"type": "Total", "value": len(items)}})
