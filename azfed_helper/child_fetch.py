@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 from . import errors
 from .config import Settings
@@ -41,6 +42,11 @@ _ERRORS: dict[str, type[AzfedError]] = {
 }
 
 
+# Fetch processes in flight, so a stopping daemon can end them instead of leaving orphans.
+_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
 def fetch(settings: Settings) -> str:
     """google_source.fetch, run in a child process; raises the child's error in this one."""
     request = json.dumps({name: getattr(settings, name) for name in FIELDS})
@@ -50,20 +56,37 @@ def fetch(settings: Settings) -> str:
     # google-auth retries a few times inside one fetch; allow for that, then give up.
     limit = settings.source_timeout * 4 + 30
     try:
-        done = subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "azfed_helper.child_fetch"],
-            input=request,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
-            timeout=limit,
-            check=False,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise SourceError(f"the Google token source did not answer within {limit}s") from exc
     except OSError as exc:
         raise SourceError(f"cannot start the token fetch process: {exc}") from exc
-    return _token_from(done)
+    with _RUNNING_LOCK:
+        _RUNNING.add(child)
+    try:
+        stdout, stderr = child.communicate(request, timeout=limit)
+    except subprocess.TimeoutExpired as exc:
+        child.kill()
+        child.communicate()
+        raise SourceError(f"the Google token source did not answer within {limit}s") from exc
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(child)
+    return _token_from(subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr))
+
+
+def stop_all() -> None:
+    """End fetches still running (the daemon is stopping and abandons them): no orphan stays."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for child in running:
+        if child.poll() is None:
+            child.kill()
 
 
 def _token_from(done: subprocess.CompletedProcess[str]) -> str:

@@ -105,6 +105,25 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
         time.sleep(0.01)
 
 
+def fetch_children(parent: int | None) -> list[int]:
+    """Pids of running `azfed_helper.child_fetch` processes (of ``parent``, or any)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        running = b"azfed_helper.child_fetch" in cmdline and fields[0] != "Z"
+        if running and (parent is None or int(fields[1]) == parent):
+            found.append(int(entry))
+    return found
+
+
 def http_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -131,10 +150,12 @@ def test_sighup_refreshes_and_sigterm_mid_refresh_stops_cleanly(
     daemon.signal(signal.SIGHUP)
     daemon.wait_event("sighup")
     wait_until(lambda: emulator.counts["metadata.identity"] > 2)  # the refresh hangs in retries
+    assert fetch_children(daemon.process.pid)  # the fetch runs in a child process ...
     begun = time.monotonic()
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(5) == 0
     assert time.monotonic() - begun < 1.5
+    wait_until(lambda: not fetch_children(None), timeout=1)  # ... which does not outlive it
     assert path.read_bytes() == kept  # whole, and still the last good token
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     stderr = daemon.rest()

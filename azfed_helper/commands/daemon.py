@@ -204,6 +204,7 @@ class _Daemon:
         finally:
             systemd.notify("STOPPING=1")
             self.sidecar.stop()
+            child_fetch.stop_all()
             if server is not None:
                 server.stop()
             if identity is not None:
