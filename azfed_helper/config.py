@@ -62,6 +62,12 @@ def _output(value: str) -> str:
     return value
 
 
+def _log_format(value: str) -> str:
+    if value not in ("human", "json"):
+        raise UsageError(f"invalid log format {value!r}", "use 'human' (default) or 'json'")
+    return value
+
+
 def _scopes(value: str) -> list[str]:
     return value.split()
 
@@ -77,7 +83,7 @@ _SPECS: tuple[tuple[str, str | None, object, Callable[[str], object]], ...] = (
     ("credentials", "GOOGLE_APPLICATION_CREDENTIALS", None, _text),
     ("impersonate", "AZFED_IMPERSONATE", None, _text),
     ("refresh_margin", "AZFED_REFRESH_MARGIN", DEFAULT_REFRESH_MARGIN, _seconds("refresh margin")),
-    ("min_remaining", None, DEFAULT_MIN_REMAINING, _seconds("--min-remaining")),
+    ("min_remaining", "AZFED_MIN_REMAINING", DEFAULT_MIN_REMAINING, _seconds("--min-remaining")),
     ("token_format", "AZFED_TOKEN_FORMAT", "standard", _token_format),
     ("mode", "AZFED_MODE", DEFAULT_MODE, parse_mode),
     ("group", "AZFED_GROUP", None, _text),
@@ -93,6 +99,10 @@ _SPECS: tuple[tuple[str, str | None, object, Callable[[str], object]], ...] = (
     ("scopes", "AZFED_SCOPES", None, _scopes),
     ("resource", None, None, _text),
     ("output", None, "raw", _output),
+    # The long-running commands (daemon, serve): containers and unit files configure by variable.
+    ("health_addr", "AZFED_HEALTH_ADDR", None, _text),
+    ("log_format", "AZFED_LOG_FORMAT", "human", _log_format),
+    ("max_backoff", "AZFED_MAX_BACKOFF", 60, _seconds("--max-backoff")),
 )
 
 
@@ -124,6 +134,9 @@ class Settings:
     scopes: list[str] | None
     resource: str | None
     output: str
+    health_addr: str | None
+    log_format: str
+    max_backoff: int
 
     # Where each value came from ("command line", an environment variable, "config file",
     # "default"), for `doctor`; filled by resolve().

@@ -100,6 +100,10 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
 
 def add_logging(group: argparse._ActionsContainer) -> None:
     """Log format and verbosity of the long-running commands (see logs.setup)."""
-    group.add_argument("--log-format", choices=("human", "json"), default="human")
+    group.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        help="log lines as text or one JSON object each (env AZFED_LOG_FORMAT; default human)",
+    )
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log (repeatable)")
     group.add_argument("-q", "--quiet", action="count", default=0, help="less log (repeatable)")

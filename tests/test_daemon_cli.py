@@ -308,3 +308,40 @@ def test_once_refuses_running_daemon_options(tmp_path: Path) -> None:
     done = run_cli("daemon", "--once", "--token-file", str(tmp_path / "t"), "--health-addr", ":0")
     assert done.returncode == 2
     assert "--once cannot be combined with --health-addr" in done.stderr
+
+
+def test_configured_by_environment(emulator: Any, tmp_path: Path) -> None:
+    """A container or unit file sets AZFED_* variables instead of flags."""
+    token_file = tmp_path / "token"
+    env = cli_env(
+        {
+            **emulator.env(),
+            "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
+            "AZFED_HEALTH_ADDR": "127.0.0.1:0",
+            "AZFED_LOG_FORMAT": "json",
+            "AZFED_MAX_BACKOFF": "30s",
+        }
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "azfed_helper", "daemon"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert daemon.stderr is not None
+        events = {}
+        for line in daemon.stderr:
+            record = json.loads(line)  # json because of AZFED_LOG_FORMAT
+            events[record["event"]] = record
+            if {"health_listening", "refreshed"} <= events.keys():
+                break
+        address = events["health_listening"]["address"]
+        assert http_status(f"http://{address}/readyz") == 200
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(10) == 0
+    finally:
+        daemon.kill()
+        daemon.wait()
+        if daemon.stderr is not None:
+            daemon.stderr.close()
+    bad = run_cli("daemon", env={**emulator.env(), "AZFED_LOG_FORMAT": "xml"})
+    assert bad.returncode == 2
+    assert "invalid log format 'xml'" in bad.stderr

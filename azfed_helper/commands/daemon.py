@@ -16,7 +16,6 @@ import subprocess
 
 from .. import TYPE_CHECKING, child_fetch, logs, options, refresh, systemd
 from ..config import resolve
-from ..durations import parse_duration
 from ..errors import EXIT_OK, UsageError
 from ..sidecar import Sidecar
 from .serve import add_endpoint_options
@@ -37,7 +36,6 @@ _LOOP_ENDED = -2
 _STOP = (signal.SIGTERM, signal.SIGINT)
 # Passed on to the --exec child; SIGHUP is ours (refresh now) and would kill most children.
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-DEFAULT_MAX_BACKOFF = "1m"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -62,14 +60,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--min-remaining",
         metavar="DURATION",
-        help="least lifetime that counts as ready on /readyz (default 10m: the readers' reuse "
-        "window); must be below --refresh-margin",
+        help="least lifetime that counts as ready on /readyz (env AZFED_MIN_REMAINING; default "
+        "10m: the readers' reuse window); must be below --refresh-margin",
     )
     group.add_argument(
         "--max-backoff",
         metavar="DURATION",
-        default=DEFAULT_MAX_BACKOFF,
-        help=f"longest wait between retries when the source fails (default {DEFAULT_MAX_BACKOFF})",
+        help="longest wait between retries when the source fails (env AZFED_MAX_BACKOFF; default 1m)",
     )
     group.add_argument(
         "--remove-on-exit", action="store_true", help="delete the token file on a clean stop"
@@ -77,7 +74,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--health-addr",
         metavar="HOST:PORT",
-        help="serve /livez, /readyz and /metrics there (:PORT means 127.0.0.1; default off)",
+        help="serve /livez, /readyz and /metrics there (:PORT means 127.0.0.1; env "
+        "AZFED_HEALTH_ADDR; default off)",
     )
     options.add_logging(group)
     # A flag plus a trailing positional: argparse keeps "--" and what follows for a positional
@@ -105,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
         return write_once(args)
     command = _exec_argv(args)
-    policy = _policy(settings, args.max_backoff)
+    policy = _policy(settings)
     settings.require_token_file()
-    logs.setup(args.log_format, args.verbose - args.quiet)
+    logs.setup(settings.log_format, args.verbose - args.quiet)
     return _Daemon(settings, policy, args, command).run()
 
 
@@ -145,7 +143,7 @@ def _exec_argv(args: argparse.Namespace) -> list[str] | None:
     return list(command)
 
 
-def _policy(settings: Settings, max_backoff: str) -> refresh.Policy:
+def _policy(settings: Settings) -> refresh.Policy:
     if settings.min_remaining >= settings.refresh_margin:
         raise UsageError(
             f"--min-remaining ({settings.min_remaining}s) must be below the refresh margin "
@@ -153,9 +151,7 @@ def _policy(settings: Settings, max_backoff: str) -> refresh.Policy:
             "otherwise /readyz fails before every refresh; lower --min-remaining or raise "
             "--refresh-margin",
         )
-    return refresh.Policy(
-        settings.refresh_margin, max_backoff=parse_duration(max_backoff, "--max-backoff")
-    )
+    return refresh.Policy(settings.refresh_margin, max_backoff=settings.max_backoff)
 
 
 def _exit_status(returncode: int) -> int:
@@ -227,7 +223,7 @@ class _Daemon:
         return start_endpoint(self.settings, self.args)
 
     def _start_health(self, identity: IdentityServer | None) -> HealthServer | None:
-        if not self.args.health_addr:
+        if not self.settings.health_addr:
             return None
         from ..health import Checks, HealthServer, parse_address
 
@@ -238,7 +234,7 @@ class _Daemon:
             self.settings.min_remaining,
             identity=identity,
         )
-        server = HealthServer(parse_address(self.args.health_addr), checks)
+        server = HealthServer(parse_address(self.settings.health_addr), checks)
         server.start()
         return server
 

@@ -164,7 +164,7 @@ def _announce(server: IdentityServer, env_file: str, args: argparse.Namespace) -
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
     settings.require_app()
-    logs.setup(args.log_format, args.verbose - args.quiet)
+    logs.setup(settings.log_format, args.verbose - args.quiet)
     stop = threading.Event()
 
     def stopping(signum: int, frame: FrameType | None) -> None:

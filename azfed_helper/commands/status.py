@@ -21,7 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-remaining",
         metavar="DURATION",
-        help="least lifetime that still counts as healthy (default 10m: the readers' reuse window)",
+        help="least lifetime that still counts as healthy (env AZFED_MIN_REMAINING; default 10m: "
+        "the readers' reuse window)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
