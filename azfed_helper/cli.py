@@ -67,6 +67,10 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
             module = importlib.import_module(module_name)
             module.configure(sub)
+            # Also accepted after the command; SUPPRESS keeps a top-level --debug from being reset.
+            sub.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
             if name not in WITHOUT_SETTINGS:
                 _add_config_options(sub)
             sub.set_defaults(_run=module.run)

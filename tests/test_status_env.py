@@ -107,3 +107,15 @@ def test_env_missing_values_are_usage_errors(capsys: pytest.CaptureFixture[str])
     assert "AZURE_TENANT_ID is not set" in capsys.readouterr().err
     assert main(["env", "--token-file", "t", "--tenant-id", "x"]) == 2
     assert "AZURE_CLIENT_ID is not set" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_before_or_after_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from azfed_helper.errors import UsageError
+
+    assert main(["env", "--token-file", "t"]) == 2  # without --debug: one line, no traceback
+    assert "Traceback" not in capsys.readouterr().err
+    for argv in (["--debug", "env", "--token-file", "t"], ["env", "--debug", "--token-file", "t"]):
+        with pytest.raises(UsageError):
+            main(argv)
