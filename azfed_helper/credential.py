@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import AccessToken as CoreAccessToken
     from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
 
+    from .config import Settings
     from .exchange import Exchange
 
 
@@ -51,30 +52,9 @@ class CredentialCore:
     """
 
     def __init__(
-        self,
-        tenant_id: str | None,
-        client_id: str | None,
-        *,
-        authority_host: str | None,
-        token_file: str | None,
-        audience: str | None,
-        credentials: str | None,
-        impersonate: str | None,
-        cache_dir: str | None,
-        persistent_cache: bool,
-        connection_verify: bool | str | None,
+        self, settings: Settings, *, persistent_cache: bool, connection_verify: bool | str | None
     ) -> None:
-        flags = SimpleNamespace(
-            tenant_id=tenant_id,
-            client_id=client_id,
-            authority_host=authority_host,
-            token_file=token_file,
-            audience=audience,
-            credentials=credentials,
-            impersonate=impersonate,
-            cache_dir=cache_dir,
-        )
-        self.settings = config.resolve(flags)
+        self.settings = settings
         self.tenant_id, self.client_id = self.settings.require_app()
         self.persistent = persistent_cache
         self.verify = connection_verify
@@ -128,10 +108,23 @@ class CredentialCore:
             return self._exchanges[tenant]
 
 
-def build_core(tenant_id: str | None, client_id: str | None, **options: Any) -> CredentialCore:
-    """The core, with configuration mistakes raised as ValueError (as azure-identity does)."""
+def build_core(
+    tenant_id: str | None,
+    client_id: str | None,
+    *,
+    persistent_cache: bool,
+    connection_verify: bool | str | None,
+    **setting_options: str | None,
+) -> CredentialCore:
+    """The core, resolving the settings exactly as the CLI does (arguments in the place of flags);
+    configuration mistakes are raised as ValueError, as azure-identity does."""
+    flags = SimpleNamespace(tenant_id=tenant_id, client_id=client_id, **setting_options)
     try:
-        return CredentialCore(tenant_id, client_id, **options)
+        return CredentialCore(
+            config.resolve(flags),
+            persistent_cache=persistent_cache,
+            connection_verify=connection_verify,
+        )
     except UsageError as exc:
         raise ValueError(str(exc)) from exc
 
