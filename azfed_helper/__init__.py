@@ -12,11 +12,11 @@ from ._version import __version__
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ._internal.config import Settings
+    from ._internal.errors import AzfedError
+    from ._internal.idtoken import IdToken
+    from ._internal.sync import sync_once
     from .credential import GoogleFederatedCredential
-    from .errors import AzfedError
-    from .idtoken import IdToken
-    from .sync import sync_once
 
 __all__ = [
     "AzfedError",
@@ -28,11 +28,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AzfedError": ("azfed_helper.errors", "AzfedError"),
+    "AzfedError": ("azfed_helper._internal.errors", "AzfedError"),
     "GoogleFederatedCredential": ("azfed_helper.credential", "GoogleFederatedCredential"),
-    "IdToken": ("azfed_helper.idtoken", "IdToken"),
-    "Settings": ("azfed_helper.config", "Settings"),
-    "sync_once": ("azfed_helper.sync", "sync_once"),
+    "IdToken": ("azfed_helper._internal.idtoken", "IdToken"),
+    "Settings": ("azfed_helper._internal.config", "Settings"),
+    "sync_once": ("azfed_helper._internal.sync", "sync_once"),
 }
 
 

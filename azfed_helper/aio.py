@@ -12,14 +12,14 @@ import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._internal.errors import AzfedError
 from .credential import CredentialCore, authentication_error, build_core, require_azure_core
-from .errors import AzfedError
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken as CoreAccessToken
     from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
 
-    from .cache import AccessToken
+    from ._internal.entra.cache import AccessToken
 
 __all__ = ["GoogleFederatedCredential"]
 

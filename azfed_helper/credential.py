@@ -15,16 +15,16 @@ import time
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import config
-from .cache import MIN_REMAINING, AccessToken
-from .errors import AzfedError, UsageError
+from ._internal import config
+from ._internal.entra.cache import MIN_REMAINING, AccessToken
+from ._internal.errors import AzfedError, UsageError
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken as CoreAccessToken
     from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
 
-    from .config import Settings
-    from .exchange import Exchange
+    from ._internal.config import Settings
+    from ._internal.entra.exchange import Exchange
 
 
 def require_azure_core() -> None:
@@ -93,7 +93,7 @@ class CredentialCore:
 
     def _exchange(self, tenant_id: str | None) -> Exchange:
         """One exchange per tenant: a multi-tenant app may ask for another tenant's token."""
-        from .exchange import Exchange
+        from ._internal.entra.exchange import Exchange
 
         tenant = tenant_id or self.tenant_id
         with self._lock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from azfed_helper import aadsts
-from azfed_helper.errors import ExchangeError
+from azfed_helper._internal.entra import aadsts
+from azfed_helper._internal.errors import ExchangeError
 
 # Every code FACTS.md lists, the codes users actually hit.
 FACTS_CODES = [700024, 70021, 700211, 700212, 700213, 7002137, 7002138, 70023, 700016, 90002,

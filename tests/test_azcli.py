@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper import azcli
-from azfed_helper.aadsts import EntraError
-from azfed_helper.commands import az_login
-from azfed_helper.config import resolve
-from azfed_helper.fastpath import AZ_LOGIN_FLAGS, AZ_LOGIN_VALUES
+from azfed_helper._internal.azcli import state as azcli
+from azfed_helper._internal.commands import az_login
+from azfed_helper._internal.config import resolve
+from azfed_helper._internal.entra.aadsts import EntraError
+from azfed_helper._internal.fastpath import AZ_LOGIN_FLAGS, AZ_LOGIN_VALUES
 
 from .conftest import cli_env, make_jwt, run_cli
 
@@ -144,7 +144,7 @@ def test_logout_cloud_switch_and_authority_are_detected(
 def imported_modules(args: list[str], env: dict[str, str]) -> tuple[int, list[str], str]:
     code = (
         "import sys\n"
-        "from azfed_helper.cli import main\n"
+        "from azfed_helper._internal.cli import main\n"
         f"code = main({args!r})\n"
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
         "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"

@@ -16,7 +16,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential
 
 import azfed_helper
-from azfed_helper.cli import main
+from azfed_helper._internal.cli import main
 
 from .conftest import run_cli
 

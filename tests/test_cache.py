@@ -10,7 +10,7 @@ import msal
 import platformdirs
 import pytest
 
-from azfed_helper import cache
+from azfed_helper._internal.entra import cache
 
 CLIENT, TENANT = "client-1", "tenant-1"
 HOST = "https://Login.Example.test:8443"

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from azfed_helper import child_fetch, idtoken
-from azfed_helper.config import resolve
-from azfed_helper.errors import SourceError, UsageError
+from azfed_helper._internal import idtoken
+from azfed_helper._internal.config import resolve
+from azfed_helper._internal.errors import SourceError, UsageError
+from azfed_helper._internal.sources import child_fetch
 
 from .conftest import cli_env
 
@@ -32,8 +33,8 @@ def test_parent_never_imports_google_auth(emulator: Any, tmp_path: Path) -> None
     key = emulator.write_service_account_key(tmp_path / "key.json")
     script = (
         "import argparse, sys\n"
-        "from azfed_helper import child_fetch\n"
-        "from azfed_helper.config import resolve\n"
+        "from azfed_helper._internal.sources import child_fetch\n"
+        "from azfed_helper._internal.config import resolve\n"
         f"child_fetch.fetch(resolve(argparse.Namespace(credentials={str(key)!r})))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('google', 'requests', 'msal'))))\n"
     )

@@ -4,9 +4,9 @@ import argparse
 
 import pytest
 
-from azfed_helper.config import parse_mode, resolve
-from azfed_helper.durations import format_duration, parse_duration
-from azfed_helper.errors import UsageError
+from azfed_helper._internal.config import parse_mode, resolve
+from azfed_helper._internal.durations import format_duration, parse_duration
+from azfed_helper._internal.errors import UsageError
 
 
 @pytest.mark.parametrize(

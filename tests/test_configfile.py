@@ -9,10 +9,10 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from azfed_helper import configfile
-from azfed_helper.cli import main
-from azfed_helper.config import resolve
-from azfed_helper.errors import UsageError
+from azfed_helper._internal import configfile
+from azfed_helper._internal.cli import main
+from azfed_helper._internal.config import resolve
+from azfed_helper._internal.errors import UsageError
 
 from .conftest import make_jwt, run_cli
 

@@ -14,7 +14,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 import azfed_helper
 from azfed_helper import aio
-from azfed_helper.aadsts import EntraError
+from azfed_helper._internal.entra.aadsts import EntraError
 from azfed_helper.emulator import FederatedCredential
 
 SCOPE = "https://storage.azure.com/.default"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from azfed_helper import idtoken
+from azfed_helper._internal import idtoken
 
 from .conftest import cli_env, run_cli
 
@@ -106,7 +106,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
 
 
 def fetch_children(parent: int | None) -> list[int]:
-    """Pids of running `azfed_helper.child_fetch` processes (of ``parent``, or any)."""
+    """Pids of running `azfed_helper._internal.sources.child_fetch` processes (of ``parent``, or any)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -118,7 +118,7 @@ def fetch_children(parent: int | None) -> list[int]:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        running = b"azfed_helper.child_fetch" in cmdline and fields[0] != "Z"
+        running = b"azfed_helper._internal.sources.child_fetch" in cmdline and fields[0] != "Z"
         if running and (parent is None or int(fields[1]) == parent):
             found.append(int(entry))
     return found
@@ -265,7 +265,7 @@ def test_systemd_readiness_notification(emulator: Any, tmp_path: Path) -> None:
 
 def test_identity_endpoint_in_the_sidecar(emulator: Any, start_daemon: Any, tmp_path: Path) -> None:
     """One sidecar, both conventions: the token file and a managed-identity endpoint, in /readyz."""
-    from azfed_helper import mi_env
+    from azfed_helper._internal.identity import envfile as mi_env
 
     env_file = tmp_path / "identity.env"
     token_file = tmp_path / "token"

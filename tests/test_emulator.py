@@ -25,8 +25,8 @@ from google.auth.transport.requests import Request as GoogleRequest
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import id_token, service_account
 
-from azfed_helper import google_source
-from azfed_helper.config import Settings, resolve
+from azfed_helper._internal.config import Settings, resolve
+from azfed_helper._internal.sources import google as google_source
 from azfed_helper.emulator import Emulator, FederatedCredential
 from azfed_helper.emulator.keys import SigningKey
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from azfed_helper import cache
-from azfed_helper.aadsts import EntraError
-from azfed_helper.config import Settings, resolve
+from azfed_helper._internal.config import Settings, resolve
+from azfed_helper._internal.entra import cache
+from azfed_helper._internal.entra.aadsts import EntraError
+from azfed_helper._internal.entra.exchange import Exchange
+from azfed_helper._internal.errors import ExchangeError
 from azfed_helper.emulator import FederatedCredential
-from azfed_helper.errors import ExchangeError
-from azfed_helper.exchange import Exchange
 
 from .conftest import make_jwt
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import argparse
 
-from azfed_helper.commands import write
-from azfed_helper.fastpath import WRITE_FLAGS, WRITE_VALUES, parse_simple
+from azfed_helper._internal.commands import write
+from azfed_helper._internal.fastpath import WRITE_FLAGS, WRITE_VALUES, parse_simple
 
 
 def test_fast_path_tables_match_write_parser() -> None:

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from azfed_helper import formats
-from azfed_helper.cache import AccessToken
-from azfed_helper.errors import UsageError
+from azfed_helper._internal import formats
+from azfed_helper._internal.entra.cache import AccessToken
+from azfed_helper._internal.errors import UsageError
 
 TOKEN = AccessToken("eyJ.abc'def.sig", 1_900_000_000)
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from azfed_helper import google_source, idtoken
-from azfed_helper.config import resolve
+from azfed_helper._internal import idtoken
+from azfed_helper._internal.config import resolve
+from azfed_helper._internal.sources import google as google_source
 
 from .conftest import cli_env
 
@@ -35,8 +36,9 @@ def test_debug_json_logs_carry_no_credentials(emulator: Any, tmp_path: Path) -> 
     key = emulator.write_service_account_key(tmp_path / "key.json")
     script = (
         "import argparse, sys\n"
-        "from azfed_helper import google_source, logs\n"
-        "from azfed_helper.config import resolve\n"
+        "from azfed_helper._internal import logs\n"
+        "from azfed_helper._internal.sources import google as google_source\n"
+        "from azfed_helper._internal.config import resolve\n"
         "logs.setup('json', 2)\n"
         f"google_source.fetch(resolve(argparse.Namespace(credentials={str(key)!r})))\n"
     )

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper import health, httpserve
-from azfed_helper.errors import UsageError
-from azfed_helper.idtoken import DEFAULT_AUDIENCE
-from azfed_helper.sidecar import HealthState
+from azfed_helper._internal import httpserve
+from azfed_helper._internal.errors import UsageError
+from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE
+from azfed_helper._internal.sidecar import health
+from azfed_helper._internal.sidecar.loop import HealthState
 
 from .conftest import make_jwt
 

@@ -20,10 +20,15 @@ from typing import Any
 
 import pytest
 
-from azfed_helper.assertion import AssertionSource
-from azfed_helper.config import Settings, resolve
-from azfed_helper.exchange import Exchange
-from azfed_helper.identity_server import IMDS_PATH, IdentityServer, RequestError, scope_for
+from azfed_helper._internal.config import Settings, resolve
+from azfed_helper._internal.entra.assertion import AssertionSource
+from azfed_helper._internal.entra.exchange import Exchange
+from azfed_helper._internal.identity.server import (
+    IMDS_PATH,
+    IdentityServer,
+    RequestError,
+    scope_for,
+)
 
 SECRET = "s3cret-for-tests"
 ARM = "https://management.core.windows.net/"

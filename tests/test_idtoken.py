@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from azfed_helper import idtoken
-from azfed_helper.errors import InvalidTokenError
+from azfed_helper._internal import idtoken
+from azfed_helper._internal.errors import InvalidTokenError
 
 from .conftest import make_jwt
 

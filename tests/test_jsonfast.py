@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from azfed_helper import jsonfast
+from azfed_helper._internal import jsonfast
 
 from .conftest import cli_env
 
@@ -36,7 +36,7 @@ def test_invalid_documents_raise_value_error(text: str) -> None:
 
 def test_does_not_import_json_or_re() -> None:
     code = (
-        "import sys; from azfed_helper import jsonfast; jsonfast.loads('{\"a\": [1]}'); "
+        "import sys; from azfed_helper._internal import jsonfast; jsonfast.loads('{\"a\": [1]}'); "
         "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from azfed_helper import config
-from azfed_helper.cli import build_parser
+from azfed_helper._internal import config
+from azfed_helper._internal.cli import build_parser
 
 from .conftest import REPO
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from azfed_helper import idtoken
+from azfed_helper._internal import idtoken
 
 from .conftest import REPO
 

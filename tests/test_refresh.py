@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from azfed_helper import refresh
+from azfed_helper._internal.sidecar import schedule as refresh
 
 HOUR = 3600.0
 POLICY = refresh.Policy(margin=1200, min_backoff=1, max_backoff=60)

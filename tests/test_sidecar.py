@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from azfed_helper import idtoken, refresh
-from azfed_helper.config import Settings, resolve
-from azfed_helper.errors import SourceError, UsageError
-from azfed_helper.health import Checks
-from azfed_helper.idtoken import IdToken
-from azfed_helper.sidecar import Sidecar
+from azfed_helper._internal import idtoken
+from azfed_helper._internal.config import Settings, resolve
+from azfed_helper._internal.errors import SourceError, UsageError
+from azfed_helper._internal.idtoken import IdToken
+from azfed_helper._internal.sidecar import schedule as refresh
+from azfed_helper._internal.sidecar.health import Checks
+from azfed_helper._internal.sidecar.loop import Sidecar
 
 from .conftest import make_jwt
 
@@ -87,7 +88,7 @@ class CountingFetch:
     """Our fetch seam around the real Google source: records when each request was made."""
 
     def __init__(self) -> None:
-        from azfed_helper import google_source
+        from azfed_helper._internal.sources import google as google_source
 
         self._fetch = google_source.fetch
         self.times: list[float] = []

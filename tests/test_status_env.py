@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper.cli import main
+from azfed_helper._internal.cli import main
 
 from .conftest import make_jwt
 
@@ -112,7 +112,7 @@ def test_env_missing_values_are_usage_errors(capsys: pytest.CaptureFixture[str])
 def test_debug_shows_the_traceback_before_or_after_the_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from azfed_helper.errors import UsageError
+    from azfed_helper._internal.errors import UsageError
 
     assert main(["env", "--token-file", "t"]) == 2  # without --debug: one line, no traceback
     assert "Traceback" not in capsys.readouterr().err

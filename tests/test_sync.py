@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper.config import Settings, resolve
-from azfed_helper.errors import InvalidTokenError, SourceError
-from azfed_helper.sync import sync_once
+from azfed_helper._internal.config import Settings, resolve
+from azfed_helper._internal.errors import InvalidTokenError, SourceError
+from azfed_helper._internal.sync import sync_once
 
 from .conftest import make_jwt
 

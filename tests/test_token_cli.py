@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from azfed_helper.commands import token
+from azfed_helper._internal.commands import token
+from azfed_helper._internal.fastpath import TOKEN_REPEATED, TOKEN_VALUES, parse_simple
 from azfed_helper.emulator import FederatedCredential
-from azfed_helper.fastpath import TOKEN_REPEATED, TOKEN_VALUES, parse_simple
 
 from .conftest import cli_env, make_jwt, run_cli
 
@@ -87,7 +87,7 @@ def imported_modules(args: list[str], env: dict[str, str]) -> tuple[int, list[st
     """Run main(args) in a fresh interpreter; report which heavy modules it loaded."""
     code = (
         "import sys\n"
-        "from azfed_helper.cli import main\n"
+        "from azfed_helper._internal.cli import main\n"
         f"code = main({args!r})\n"
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r})\n"
         "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"

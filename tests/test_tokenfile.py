@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper import tokenfile
-from azfed_helper.errors import InvalidTokenError, UsageError
+from azfed_helper._internal import tokenfile
+from azfed_helper._internal.errors import InvalidTokenError, UsageError
 
 from .conftest import cli_env, make_jwt
 
@@ -61,8 +61,8 @@ def test_failed_write_keeps_old_file(tmp_path: Path) -> None:
     target.write_bytes(b"old.token.here")
     script = (
         "import resource, signal, sys\n"
-        "from azfed_helper import tokenfile\n"
-        "from azfed_helper.errors import TokenFileError\n"
+        "from azfed_helper._internal import tokenfile\n"
+        "from azfed_helper._internal.errors import TokenFileError\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))\n"
         "try:\n"

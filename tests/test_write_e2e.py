@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from azfed_helper import idtoken
+from azfed_helper._internal import idtoken
 
 from .conftest import cli_env, run_cli
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from .._version import __version__
 from . import TYPE_CHECKING
-from ._version import __version__
 from .errors import EXIT_RUNTIME, EXIT_USAGE, AzfedError
 
 if TYPE_CHECKING:
@@ -20,20 +20,41 @@ PROG = "azfed-helper"
 
 # name -> (module providing configure(parser) and run(args) -> int, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "write": ("azfed_helper.commands.write", "make the token file hold a fresh Google ID token"),
-    "status": ("azfed_helper.commands.status", "inspect the token file (exit 1 when stale)"),
+    "write": (
+        "azfed_helper._internal.commands.write",
+        "make the token file hold a fresh Google ID token",
+    ),
+    "status": (
+        "azfed_helper._internal.commands.status",
+        "inspect the token file (exit 1 when stale)",
+    ),
     "daemon": (
-        "azfed_helper.commands.daemon",
+        "azfed_helper._internal.commands.daemon",
         "keep the token file fresh forever (sidecar/service)",
     ),
-    "env": ("azfed_helper.commands.env", "print the environment that Azure clients read"),
-    "az-login": ("azfed_helper.commands.az_login", "keep the Azure CLI logged in (run before az)"),
-    "az": ("azfed_helper.commands.az", "run the az-login hook, then become `az ARGS...`"),
-    "token": ("azfed_helper.commands.token", "print an Azure access token (no Azure secret)"),
-    "serve": ("azfed_helper.commands.serve", "run a local managed-identity endpoint for az/SDKs"),
-    "doctor": ("azfed_helper.commands.doctor", "diagnose the set-up, each check with its fix"),
+    "env": ("azfed_helper._internal.commands.env", "print the environment that Azure clients read"),
+    "az-login": (
+        "azfed_helper._internal.commands.az_login",
+        "keep the Azure CLI logged in (run before az)",
+    ),
+    "az": ("azfed_helper._internal.commands.az", "run the az-login hook, then become `az ARGS...`"),
+    "token": (
+        "azfed_helper._internal.commands.token",
+        "print an Azure access token (no Azure secret)",
+    ),
+    "serve": (
+        "azfed_helper._internal.commands.serve",
+        "run a local managed-identity endpoint for az/SDKs",
+    ),
+    "doctor": (
+        "azfed_helper._internal.commands.doctor",
+        "diagnose the set-up, each check with its fix",
+    ),
     "emulator": ("azfed_helper.emulator.command", "run the offline Google + Entra emulator"),
-    "demo": ("azfed_helper.commands.demo", "walk the whole flow against the embedded emulator"),
+    "demo": (
+        "azfed_helper._internal.commands.demo",
+        "walk the whole flow against the embedded emulator",
+    ),
 }
 
 # Commands whose no-op case is answered without argparse (see fastpath.py).

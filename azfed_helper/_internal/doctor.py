@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import google_source, idtoken, tokenfile
+from . import idtoken, tokenfile
 from .config import Settings
 from .durations import format_duration
 from .errors import AzfedError
 from .idtoken import GOOGLE_ISSUER, IdToken
+from .sources import google as google_source
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 DEFAULT_SCOPE = "https://management.azure.com/.default"
@@ -162,7 +163,7 @@ class Doctor:
             )
         if self.token is None:
             return Check("entra exchange", SKIP, ["needs a Google token (see above)"])
-        from .exchange import Exchange
+        from .entra.exchange import Exchange
 
         raw = self.token.raw
         exchange = Exchange(self.settings, lambda: raw, persistent=False)
@@ -185,7 +186,7 @@ class Doctor:
         """az's state, when az is in use: is it logged in as we left it, and for how long?"""
         import shutil
 
-        from . import azcli
+        from .azcli import state as azcli
 
         az = shutil.which("az")
         if az is None:

@@ -116,7 +116,7 @@ def try_fast_path(argv: Sequence[str]) -> int | None:
         split = argv.index("--")
         parsed = parse_simple(argv[1:split], AZ_LOGIN_VALUES, {})
         if parsed is not None and _az_is_current(parsed):
-            from .azcli import exec_az
+            from .azcli.state import exec_az
 
             try:
                 exec_az(parsed.get("az"), argv[split + 1 :])  # type: ignore[arg-type]
@@ -148,7 +148,8 @@ def _token(argv: Sequence[str]) -> int | None:
     import os
     import time
 
-    from . import cache, formats
+    from . import formats
+    from .entra import cache
 
     try:
         settings = resolve(_Flags(parsed))
@@ -167,7 +168,7 @@ def _token(argv: Sequence[str]) -> int | None:
 
 def _az_is_current(parsed: dict[str, object]) -> bool:
     """True when az already holds our validated assertion: files only, no az process."""
-    from . import azcli
+    from .azcli import state as azcli
 
     flags = _Flags(parsed)
     try:

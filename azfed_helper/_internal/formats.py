@@ -17,7 +17,7 @@ from . import TYPE_CHECKING, jsonfast
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .cache import AccessToken
+    from .entra.cache import AccessToken
 
 ENV_NAME = "AZURE_ACCESS_TOKEN"
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")

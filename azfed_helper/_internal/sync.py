@@ -33,7 +33,7 @@ class SyncResult:
 
 def google_fetch(settings: Settings) -> str:
     """The default fetch: the Google source (google-auth imported only when a refresh runs)."""
-    from . import google_source
+    from .sources import google as google_source
 
     return google_source.fetch(settings)
 

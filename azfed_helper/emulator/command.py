@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     previous = _stop_on_signals(stop)
-    from ..tokenfile import write_atomic
+    from .._internal.tokenfile import write_atomic
 
     try:
         with Emulator(

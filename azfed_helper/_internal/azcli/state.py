@@ -24,16 +24,16 @@ import os
 import sys
 import time
 
-from . import TYPE_CHECKING, idtoken, jsonfast
-from .errors import AzfedError, InvalidTokenError, UsageError
-from .locks import ProcessLock
+from .. import TYPE_CHECKING, idtoken, jsonfast
+from ..errors import AzfedError, InvalidTokenError, UsageError
+from ..locks import ProcessLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import NoReturn
 
-    from .config import Settings
-    from .idtoken import IdToken
+    from ..config import Settings
+    from ..idtoken import IdToken
 
 RECORD = "azfed-helper.json"
 LOCK = "azfed-helper.lock"
@@ -296,7 +296,7 @@ def _run_az(az: str, args: Sequence[str], token: IdToken | None = None) -> str:
 
 
 def _az_error(args: Sequence[str], code: int, stderr: str, token: IdToken | None) -> AzfedError:
-    from . import aadsts
+    from ..entra import aadsts
 
     text = stderr.replace(token.raw, "<assertion>") if token is not None else stderr
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -369,7 +369,7 @@ def token_settings(settings: Settings) -> Settings:
         return settings
     import copy
 
-    from . import cache
+    from ..entra import cache
 
     private = copy.copy(settings)
     private.token_file = os.path.join(cache.cache_dir(settings), TOKEN_FILE)
@@ -383,7 +383,7 @@ def validate(settings: Settings, cloud: Cloud, token: IdToken) -> None:
     would refuse fails here, loudly, with the AADSTS explanation."""
     import copy
 
-    from .exchange import Exchange
+    from ..entra.exchange import Exchange
 
     against = copy.copy(settings)
     against.authority_host = cloud.authority
@@ -451,7 +451,7 @@ def ensure(
     if not force and is_current(target, directory, clock()):
         return None
     az = find_az(target.az)
-    from . import tokenfile  # the refresh path only: the hook's no-op path stays lean
+    from .. import tokenfile  # the refresh path only: the hook's no-op path stays lean
 
     try:
         tokenfile.make_private_dirs(directory)
@@ -471,7 +471,7 @@ def ensure(
                 "switch az to the matching cloud (`az cloud list -o table`, `az cloud set --name "
                 "NAME`) or unset AZURE_AUTHORITY_HOST / --authority-host",
             )
-        from .assertion import AssertionSource
+        from ..entra.assertion import AssertionSource
 
         with_file = token_settings(settings)
         source = AssertionSource(with_file, clock)
@@ -485,7 +485,7 @@ def ensure(
 
 
 def _write_record(directory: str, target: Target, cloud: Cloud, token: IdToken) -> None:
-    from . import tokenfile
+    from .. import tokenfile
 
     record = {
         "client_id": target.client_id,

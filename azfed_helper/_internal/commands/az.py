@@ -10,10 +10,10 @@ import argparse
 import sys
 import time
 
-from .. import azcli
-from ..assertion import MIN_PRESENTED_LIFETIME
+from ..azcli import state as azcli
 from ..config import resolve
 from ..durations import format_duration
+from ..entra.assertion import MIN_PRESENTED_LIFETIME
 from ..errors import AzfedError
 from .az_login import add_hook_options
 

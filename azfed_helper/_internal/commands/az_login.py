@@ -11,7 +11,8 @@ import os
 import sys
 import time
 
-from .. import azcli, options
+from .. import options
+from ..azcli import state as azcli
 from ..config import resolve
 from ..durations import format_duration
 

@@ -14,19 +14,22 @@ import queue
 import signal
 import subprocess
 
-from .. import TYPE_CHECKING, child_fetch, logs, options, refresh, systemd
+from .. import TYPE_CHECKING, logs, options
 from ..config import resolve
 from ..errors import EXIT_OK, UsageError
-from ..sidecar import Sidecar
+from ..sidecar import schedule as refresh
+from ..sidecar import systemd
+from ..sidecar.loop import Sidecar
+from ..sources import child_fetch
 from .serve import add_endpoint_options
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from ..config import Settings
-    from ..health import HealthServer
-    from ..identity_server import IdentityServer
+    from ..identity.server import IdentityServer
     from ..idtoken import IdToken
+    from ..sidecar.health import HealthServer
 
 log = logging.getLogger("azfed_helper.daemon")
 
@@ -187,7 +190,7 @@ class _Daemon:
             handled |= {*_FORWARDED, signal.SIGCHLD}
             self.sidecar.hooks.append(lambda token: self.events.put(_WRITTEN))
         if self.args.az_login:
-            from ..azcli import daemon_hook
+            from ..azcli.state import daemon_hook
 
             self.sidecar.hooks.insert(0, daemon_hook(self.settings))
         self.sidecar.hooks.append(_ReadyOnce())
@@ -225,7 +228,7 @@ class _Daemon:
     def _start_health(self, identity: IdentityServer | None) -> HealthServer | None:
         if not self.settings.health_addr:
             return None
-        from ..health import Checks, HealthServer, parse_address
+        from ..sidecar.health import Checks, HealthServer, parse_address
 
         checks = Checks(
             self.sidecar.state,

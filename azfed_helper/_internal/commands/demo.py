@@ -22,7 +22,7 @@ from ..durations import format_duration
 from ..idtoken import decode
 
 if TYPE_CHECKING:
-    from ..emulator import Emulator
+    from ...emulator import Emulator
 
 ARM_SCOPE = "https://management.azure.com/.default"
 
@@ -134,7 +134,7 @@ def _token_twice(emulator: Emulator, path: str) -> None:
 
 def _mismatch_explained(emulator: Emulator, path: str) -> None:
     """A federated credential whose subject has a typo: what the user sees, and the fix."""
-    from ..emulator import FederatedCredential
+    from ...emulator import FederatedCredential
 
     saved = list(emulator.federated_credentials)
     wrong = emulator.service_account_id[:-1] + (
@@ -152,7 +152,7 @@ def _mismatch_explained(emulator: Emulator, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..emulator import Emulator
+    from ...emulator import Emulator
 
     print("azfed-helper demo: Google ID token -> token file -> Azure access, all offline.")
     with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="azfed-demo-") as scratch:

@@ -10,8 +10,9 @@ import argparse
 import json
 import os
 
-from .. import mi_env, options
+from .. import options
 from ..config import Settings, resolve
+from ..identity import envfile as mi_env
 
 # Terraform's azurerm/azuread providers name sovereign clouds by environment, not by host.
 _TERRAFORM_ENVIRONMENTS = {

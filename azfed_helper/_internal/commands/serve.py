@@ -14,15 +14,16 @@ import signal
 import stat
 import threading
 
-from .. import TYPE_CHECKING, logs, mi_env, options
+from .. import TYPE_CHECKING, logs, options
 from ..config import resolve
 from ..errors import UsageError
+from ..identity import envfile as mi_env
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from ..config import Settings
-    from ..identity_server import IdentityServer
+    from ..identity.server import IdentityServer
 
 log = logging.getLogger("azfed_helper.serve")
 
@@ -113,7 +114,7 @@ def read_secret(path: str) -> str:
 def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServer:
     """Start the server from the endpoint options and publish its env file; ``stop()`` ends both."""
     from ..httpserve import is_loopback
-    from ..identity_server import IdentityServer
+    from ..identity.server import IdentityServer
 
     if not is_loopback(args.bind) and not args.allow_remote:
         raise UsageError(

@@ -10,8 +10,9 @@ import argparse
 import os
 import time
 
-from .. import cache, formats, options
+from .. import formats, options
 from ..config import OUTPUTS, Settings, resolve
+from ..entra import cache
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +50,7 @@ def access_token(settings: Settings) -> cache.AccessToken:
     hit = cache.lookup(settings, time.time())
     if hit is not None:
         return hit
-    from ..exchange import Exchange
+    from ..entra.exchange import Exchange
 
     exchange = Exchange(settings)
     try:

@@ -8,9 +8,9 @@ presented. Standard library only.
 
 from __future__ import annotations
 
-from . import TYPE_CHECKING
-from .errors import ExchangeError
-from .idtoken import GOOGLE_ISSUER
+from .. import TYPE_CHECKING
+from ..errors import ExchangeError
+from ..idtoken import GOOGLE_ISSUER
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import time
 
-from . import TYPE_CHECKING, idtoken, tokenfile
-from .errors import AzfedError
+from .. import TYPE_CHECKING, idtoken, tokenfile
+from ..errors import AzfedError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .config import Settings
-    from .idtoken import IdToken
-    from .sync import Fetcher
+    from ..config import Settings
+    from ..idtoken import IdToken
+    from ..sync import Fetcher
 
 # Entra has no documented clock-skew allowance: a file we could not refresh is still presented
 # only while it has this much life left.
@@ -52,7 +52,7 @@ class AssertionSource:
         A consumer that only reads a file another process keeps fresh (a sidecar, another UID)
         must not fail just because it cannot write there, as long as the token is still good.
         """
-        from .sync import sync_once
+        from ..sync import sync_once
 
         settings = self.settings
         path = settings.require_token_file()
@@ -80,7 +80,7 @@ class AssertionSource:
         if self.fetch is not None:
             raw = self.fetch(self.settings)
         else:
-            from . import google_source
+            from ..sources import google as google_source
 
             raw = google_source.fetch(self.settings)
         # As in sync_once: the source's freshest token is taken whatever its remaining life.

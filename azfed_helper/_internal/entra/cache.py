@@ -12,15 +12,15 @@ from __future__ import annotations
 import os
 import sys
 
-from . import TYPE_CHECKING, jsonfast, tokenfile
-from .errors import TokenFileError
-from .locks import ProcessLock
+from .. import TYPE_CHECKING, jsonfast, tokenfile
+from ..errors import TokenFileError
+from ..locks import ProcessLock
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from .config import Settings
+    from ..config import Settings
 
 APP_NAME = "azfed-helper"
 TOKEN_CACHE = "msal_token_cache.json"  # noqa: S105 (a file name)

@@ -16,10 +16,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..errors import AzfedError, ExchangeError, UsageError
 from . import aadsts, cache
 from .assertion import AssertionSource
 from .cache import AccessToken
-from .errors import AzfedError, ExchangeError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import msal
     import requests
 
-    from .config import Settings
+    from ..config import Settings
 
 ATTEMPTS = 4
 BACKOFF = 0.5  # seconds before the 2nd attempt, doubled after each further one

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shlex
 
-from . import TYPE_CHECKING, cache, tokenfile
-from .errors import AzfedError, UsageError
+from .. import TYPE_CHECKING, tokenfile
+from ..entra import cache
+from ..errors import AzfedError, UsageError
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..config import Settings
 
 DEFAULT_PORT = 50342
 ENV_FILE_NAME = "identity-endpoint.env"

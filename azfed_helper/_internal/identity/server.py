@@ -2,7 +2,7 @@
 
 Every Azure SDK and az find a managed identity through two variables (App Service convention):
 ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``. This server answers that protocol on loopback with
-tokens from :class:`~azfed_helper.exchange.Exchange`, so unmodified tools work on Google Cloud.
+tokens from :class:`~azfed_helper._internal.entra.exchange.Exchange`, so unmodified tools work on Google Cloud.
 Optionally it also answers the VM metadata (IMDS) shape that Terraform's ``ARM_MSI_ENDPOINT``
 speaks. Clients ignore the HTTP status and show an error body's message verbatim, so every
 failure is a JSON body with a short actionable message; 5xx only for transient failures (MSAL
@@ -23,16 +23,18 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from . import TYPE_CHECKING, aadsts, cache, httpserve, mi_env
-from .errors import AzfedError, InvalidTokenError, UsageError
+from .. import TYPE_CHECKING, httpserve
+from ..entra import aadsts, cache
+from ..errors import AzfedError, InvalidTokenError, UsageError
+from . import envfile as mi_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from email.message import Message
 
-    from .cache import AccessToken
-    from .config import Settings
-    from .exchange import Exchange
+    from ..config import Settings
+    from ..entra.cache import AccessToken
+    from ..entra.exchange import Exchange
 
 log = logging.getLogger("azfed_helper.identity")
 
@@ -262,7 +264,7 @@ class IdentityServer:
         self.clock = clock
         self._secret = secret.encode("utf-8")
         if exchange is None:
-            from .exchange import Exchange
+            from ..entra.exchange import Exchange
 
             exchange = Exchange(settings)
         self.broker = TokenBroker(exchange, clock)

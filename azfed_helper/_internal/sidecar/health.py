@@ -11,15 +11,15 @@ import logging
 import time
 from http.server import BaseHTTPRequestHandler
 
-from . import TYPE_CHECKING, httpserve, tokenfile
-from .durations import format_duration
-from .errors import UsageError
+from .. import TYPE_CHECKING, httpserve, tokenfile
+from ..durations import format_duration
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .identity_server import IdentityServer
-    from .sidecar import HealthState
+    from ..identity.server import IdentityServer
+    from .loop import HealthState
 
 log = logging.getLogger("azfed_helper.health")
 

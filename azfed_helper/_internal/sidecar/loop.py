@@ -15,17 +15,18 @@ import random
 import threading
 import time
 
-from . import TYPE_CHECKING, refresh, tokenfile
-from .errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
-from .idtoken import MAX_LIFETIME
-from .sync import google_fetch, sync_once
+from .. import TYPE_CHECKING, tokenfile
+from ..errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
+from ..idtoken import MAX_LIFETIME
+from ..sync import google_fetch, sync_once
+from . import schedule as refresh
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .config import Settings
-    from .idtoken import IdToken
-    from .sync import Fetcher, SyncResult
+    from ..config import Settings
+    from ..idtoken import IdToken
+    from ..sync import Fetcher, SyncResult
 
     Hook = Callable[[IdToken], None]
 

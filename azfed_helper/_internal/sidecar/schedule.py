@@ -8,7 +8,7 @@ retry waits an exponentially growing, fully jittered, bounded delay so that noth
 
 from __future__ import annotations
 
-from . import TYPE_CHECKING
+from .. import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import random

@@ -17,9 +17,9 @@ import subprocess
 import sys
 import threading
 
-from . import errors
-from .config import Settings
-from .errors import AzfedError, SourceError
+from .. import errors
+from ..config import Settings
+from ..errors import AzfedError, SourceError
 
 # The settings google_source.fetch reads; the child gets nothing else.
 FIELDS = (
@@ -57,7 +57,7 @@ def fetch(settings: Settings) -> str:
     limit = settings.source_timeout * 4 + 30
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "azfed_helper.child_fetch"],
+            [sys.executable, "-m", "azfed_helper._internal.sources.child_fetch"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -106,7 +106,7 @@ def _token_from(done: subprocess.CompletedProcess[str]) -> str:
 
 def main() -> int:
     """The child: read the settings, fetch, answer on stdout. Never prints the token elsewhere."""
-    from . import google_source
+    from . import google as google_source
 
     try:
         values = json.loads(sys.stdin.read())

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
-from .errors import SourceError, UsageError
+from ..config import Settings
+from ..errors import SourceError, UsageError
 
 if TYPE_CHECKING:
     import google.auth.credentials

@@ -1,0 +1,1 @@
+"""The Entra side: the MSAL exchange, its on-disk cache, AADSTS explanations, the assertion."""

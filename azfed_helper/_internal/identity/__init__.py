@@ -1,0 +1,1 @@
+"""The local managed-identity endpoint and the environment file that hands it to clients."""

@@ -1,0 +1,1 @@
+"""The daemon: the refresh loop, its schedule, health endpoints and systemd readiness."""

@@ -1,0 +1,1 @@
+"""Where the assertion comes from: Google (metadata server, key files, impersonation)."""
