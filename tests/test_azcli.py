@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from azfed_helper._internal import idtoken
+from azfed_helper._internal.azcli import hooks, login, process
 from azfed_helper._internal.azcli import state as azcli
 from azfed_helper._internal.commands import az_login
 from azfed_helper._internal.config import resolve
@@ -59,7 +61,7 @@ def write_az_state(
         "cloud": cloud,
         "authority": "https://login.microsoftonline.com",
         "subscription": None,
-        "assertion_crc32": azcli._checksum(record_token or token),
+        "assertion_crc32": azcli.checksum(record_token or token),
     }
     (directory / azcli.RECORD).write_text(json.dumps(record))
 
@@ -206,29 +208,29 @@ def test_az_missing_is_a_usage_error(az_dir: Path, tmp_path: Path) -> None:
 
 
 def test_az_errors_are_explained_without_the_token() -> None:
-    token = azcli.idtoken.decode(make_jwt())
+    token = idtoken.decode(make_jwt())
     stderr = (
         "WARNING: something\nERROR: AADSTS700024: Client assertion is not within its valid time "
         f"range. Current time: 2026-11-26T18:00:00Z {token.raw}\nTrace ID: x\n"
     )
-    error = azcli._az_error(["account", "get-access-token"], 1, stderr, token)
+    error = process._az_error(["account", "get-access-token"], 1, stderr, token)
     assert isinstance(error, EntraError) and error.code == 700024
     assert token.raw not in str(error) and "keep the token file fresh" in str(error)
-    plain = azcli._az_error(["login"], 2, "ERROR: unrecognized arguments: --bogus\n", None)
+    plain = process._az_error(["login"], 2, "ERROR: unrecognized arguments: --bogus\n", None)
     assert str(plain).startswith("`az login` failed with exit status 2: unrecognized arguments")
 
 
 def test_login_keeps_the_token_out_of_argv() -> None:
     settings = resolve(argparse.Namespace(client_id=CLIENT, tenant_id=TENANT))
-    args = azcli.login_args(azcli.Target(settings), "tok")
+    args = login.login_args(azcli.Target(settings), "tok")
     assert args[args.index("--federated-token") + 1] == "@" + os.path.abspath("tok")
     assert "--skip-subscription-discovery" in args
-    with_sub = azcli.login_args(azcli.Target(settings, subscription="prod"), "tok")
+    with_sub = login.login_args(azcli.Target(settings, subscription="prod"), "tok")
     assert with_sub[-2:] == ["--subscription", "prod"]
     assert "--skip-subscription-discovery" not in with_sub
     # An id is fetched alone (az then fails without switching its profile); no listing needed.
     guid = "6f2b1c3e-0a4d-4b5e-9c7f-1a2b3c4d5e6f"
-    by_id = azcli.login_args(azcli.Target(settings, subscription=guid), "tok")
+    by_id = login.login_args(azcli.Target(settings, subscription=guid), "tok")
     assert by_id[-3:] == ["--skip-subscription-discovery", "--subscription", guid]
 
 
@@ -275,10 +277,10 @@ def test_hook_snippet_wraps_az_in_the_shell(tmp_path: Path, shell: str) -> None:
 
 
 def test_hook_snippet_quoting() -> None:
-    fish = azcli.hook_snippet("fish", ["/opt/it's/azfed-helper", "az"])
+    fish = hooks.hook_snippet("fish", ["/opt/it's/azfed-helper", "az"])
     assert fish.splitlines()[1] == "    '/opt/it\\'s/azfed-helper' 'az' -- $argv"
-    pwsh = azcli.hook_snippet("powershell", ["/opt/it's/azfed-helper", "az"])
+    pwsh = hooks.hook_snippet("powershell", ["/opt/it's/azfed-helper", "az"])
     assert pwsh == "function az { & '/opt/it''s/azfed-helper' 'az' -- @args }\n"
     assert (
-        azcli.hook_snippet("zsh", ["azfed-helper", "az"]) == 'az() { azfed-helper az -- "$@"; }\n'
+        hooks.hook_snippet("zsh", ["azfed-helper", "az"]) == 'az() { azfed-helper az -- "$@"; }\n'
     )

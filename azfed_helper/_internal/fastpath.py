@@ -116,7 +116,7 @@ def try_fast_path(argv: Sequence[str]) -> int | None:
         split = argv.index("--")
         parsed = parse_simple(argv[1:split], AZ_LOGIN_VALUES, {})
         if parsed is not None and _az_is_current(parsed):
-            from .azcli.state import exec_az
+            from .azcli.process import exec_az
 
             try:
                 exec_az(parsed.get("az"), argv[split + 1 :])  # type: ignore[arg-type]

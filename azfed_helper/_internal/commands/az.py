@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from ..azcli import state as azcli
+from ..azcli import login, process, state
 from ..config import resolve
 from ..durations import format_duration
 from ..entra.assertion import MIN_PRESENTED_LIFETIME
@@ -27,13 +27,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
-    target = azcli.target_from_args(settings, args)
+    target = state.target_from_args(settings, args)
     az_args = args.az_args[1:] if args.az_args[:1] == ["--"] else args.az_args
     try:
-        azcli.ensure(settings, target)
+        login.ensure(settings, target)
     except AzfedError as exc:
         # Like the daemon: a failed refresh does not stop az while its login is still good.
-        left = azcli.held_lifetime(target, azcli.config_dir(), time.time())
+        left = state.held_lifetime(target, state.config_dir(), time.time())
         if left is None or left <= MIN_PRESENTED_LIFETIME:
             raise
         print(
@@ -41,4 +41,4 @@ def run(args: argparse.Namespace) -> int:
             f"  az's current login stays valid for {format_duration(left)}",
             file=sys.stderr,
         )
-    azcli.exec_az(target.az, az_args)
+    process.exec_az(target.az, az_args)

@@ -12,7 +12,7 @@ import sys
 import time
 
 from .. import options
-from ..azcli import state as azcli
+from ..azcli import hooks, login, state
 from ..config import resolve
 from ..durations import format_duration
 
@@ -39,10 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     parser.add_argument(
         "--print-hook",
-        choices=azcli.SHELLS,
+        choices=hooks.SHELLS,
         metavar="SHELL",
         help="print a shell function `az` that runs this hook first, then exit "
-        f'({", ".join(azcli.SHELLS)}); e.g. eval "$(azfed-helper az-login --print-hook bash)"',
+        f'({", ".join(hooks.SHELLS)}); e.g. eval "$(azfed-helper az-login --print-hook bash)"',
     )
 
 
@@ -74,16 +74,16 @@ def hook_command(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.print_hook:
-        sys.stdout.write(azcli.hook_snippet(args.print_hook, hook_command(args)))
+        sys.stdout.write(hooks.hook_snippet(args.print_hook, hook_command(args)))
         return 0
     settings = resolve(args)
-    target = azcli.target_from_args(settings, args)
-    login = azcli.ensure(settings, target, force=bool(args.force))
-    if login is not None and not args.quiet:
-        left = format_duration(login.token.remaining(time.time()))
+    target = state.target_from_args(settings, args)
+    done = login.ensure(settings, target, force=bool(args.force))
+    if done is not None and not args.quiet:
+        left = format_duration(done.token.remaining(time.time()))
         print(
             f"az logged in as {target.client_id} (tenant {target.tenant_id}, cloud "
-            f"{login.cloud.name}); assertion valid for {left}",
+            f"{done.cloud.name}); assertion valid for {left}",
             file=sys.stderr,
         )
     return 0

@@ -190,7 +190,7 @@ class _Daemon:
             handled |= {*_FORWARDED, signal.SIGCHLD}
             self.sidecar.hooks.append(lambda token: self.events.put(_WRITTEN))
         if self.args.az_login:
-            from ..azcli.state import daemon_hook
+            from ..azcli.login import daemon_hook
 
             self.sidecar.hooks.insert(0, daemon_hook(self.settings))
         self.sidecar.hooks.append(_ReadyOnce())
