@@ -1,6 +1,6 @@
 """``azfed-helper serve``: a local managed-identity endpoint for az and every Azure SDK.
 
-Runs until SIGTERM/SIGINT. The endpoint options and :func:`start_endpoint` are shared with
+Runs until SIGTERM/SIGINT. The endpoint options are shared with
 ``daemon --identity-endpoint``, which runs the same server next to its token-file loop.
 """
 
@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import secrets
 import signal
-import stat
 import threading
 
 from .. import TYPE_CHECKING, logs, options
 from ..config import resolve
-from ..errors import UsageError
 from ..identity import envfile as mi_env
+from ..identity.endpoint import start_endpoint
 
 if TYPE_CHECKING:
     from types import FrameType
 
-    from ..config import Settings
-    from ..identity.server import IdentityServer
-
 log = logging.getLogger("azfed_helper.serve")
-
-_MAX_SECRET = 4096
 
 
 def add_endpoint_options(group: argparse._ArgumentGroup) -> None:
@@ -81,85 +73,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also print the variables (with the secret) on stdout once listening",
     )
     options.add_logging(group)
-
-
-def read_secret(path: str) -> str:
-    """The secret in ``path``, whitespace stripped; it becomes an HTTP header value."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_SECRET + 1)
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read --secret-file {path}: {exc.strerror}", "check the path"
-        ) from exc
-    try:
-        secret = data.decode("ascii").strip()
-    except UnicodeDecodeError:
-        secret = ""
-    if not secret or len(data) > _MAX_SECRET or not secret.isprintable() or " " in secret:
-        raise UsageError(
-            f"--secret-file {path} must hold one line of printable ASCII without spaces",
-            "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE",
-        )
-    if mode & stat.S_IROTH:
-        log.warning(
-            "--secret-file %s is readable by every user: anyone on this machine can get tokens",
-            path,
-            extra={"event": "identity_secret_exposed"},
-        )
-    return secret
-
-
-def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServer:
-    """Start the server from the endpoint options and publish its env file; ``stop()`` ends both."""
-    from ..httpserve import is_loopback
-    from ..identity.server import IdentityServer
-
-    if not is_loopback(args.bind) and not args.allow_remote:
-        raise UsageError(
-            f"refusing to serve managed-identity tokens on non-loopback address {args.bind}",
-            "keep the default 127.0.0.1, or pass --allow-remote if other hosts really must reach it",
-        )
-    secret = read_secret(args.secret_file) if args.secret_file else secrets.token_urlsafe(32)
-    server = IdentityServer(settings, secret, host=args.bind, port=args.port, imds=args.imds)
-    env_file = args.env_file or mi_env.default_env_file(settings)
-    server.start()
-    try:
-        server.publish(env_file)
-    except BaseException:
-        server.stop()
-        raise
-    _announce(server, env_file, args)
-    return server
-
-
-def _announce(server: IdentityServer, env_file: str, args: argparse.Namespace) -> None:
-    from ..httpserve import is_loopback
-
-    fields = {"event": "identity_listening", "endpoint": server.url, "env_file": env_file}
-    log.info(
-        "managed-identity endpoint on %s (app %s); environment in %s "
-        '(eval "$(azfed-helper env --for managed-identity)")',
-        server.url,
-        server.client_id,
-        env_file,
-        extra=fields,
-    )
-    if not is_loopback(server.address[0]):
-        log.warning(
-            "the managed-identity endpoint %s is reachable from other hosts: anyone who learns "
-            "the secret can get Azure tokens as %s",
-            server.url,
-            server.client_id,
-            extra={"event": "identity_exposed"},
-        )
-    if args.imds:
-        log.warning(
-            "IMDS path %s answers requests without a secret: any local process can get tokens",
-            server.imds_url,
-            extra={"event": "identity_imds_open"},
-        )
 
 
 def run(args: argparse.Namespace) -> int:
