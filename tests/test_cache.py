@@ -7,27 +7,12 @@ import time
 from pathlib import Path
 
 import msal
-import platformdirs
-import pytest
 
 from azfed_helper._internal.entra import cache
 
 CLIENT, TENANT = "client-1", "tenant-1"
 HOST = "https://Login.Example.test:8443"
 SCOPE = "https://management.azure.com/.default"
-
-
-@pytest.mark.parametrize(
-    ("xdg", "home"),
-    [(None, "/home/u"), ("/xdg/cache", "/home/u"), ("relative/cache", "/home/u"), ("", "/h")],
-)
-def test_default_dir_is_what_platformdirs_says(
-    monkeypatch: pytest.MonkeyPatch, xdg: str | None, home: str
-) -> None:
-    monkeypatch.setenv("HOME", home)
-    if xdg is not None:
-        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
-    assert cache.default_dir() == platformdirs.user_cache_dir("azfed-helper", appauthor=False)
 
 
 def msal_cache(directory: Path, expires_in: int, scopes: list[str], **response: object) -> None:

@@ -14,27 +14,29 @@ from __future__ import annotations
 import os
 import sys
 
-from . import TYPE_CHECKING
+from . import TYPE_CHECKING, paths
 from .errors import UsageError
+from .options import BY_DEST, CONFIG_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-SYSTEM_CONFIG = "/etc/azfed-helper/config.toml"
-# Keys named after a command-line option whose setting has another name.
-_ALIASES = {"scope": "scopes"}
-APP_NAME = "azfed-helper"
 
+class Profile:
+    """What a config file says for one profile: setting name → text, and where each came from."""
 
-def user_config_path(environ: Mapping[str, str]) -> str:
-    """Where platformdirs puts the user config on Linux, computed without importing it."""
-    if sys.platform.startswith("linux"):
-        home = environ.get("HOME") or os.path.expanduser("~")
-        base = environ.get("XDG_CONFIG_HOME", "").strip() or os.path.join(home, ".config")
-        return os.path.join(base, APP_NAME, "config.toml")
-    import platformdirs
+    __slots__ = ("name", "origins", "path", "values")
 
-    return os.path.join(platformdirs.user_config_dir(APP_NAME, appauthor=False), "config.toml")
+    def __init__(self, path: str | None = None, name: str | None = None) -> None:
+        self.path = path
+        self.name = name
+        self.values: dict[str, str] = {}
+        self.origins: dict[str, str] = {}
+
+    def take(self, values: dict[str, str], in_profile: bool) -> None:
+        where = f"config {self.path}" + (f" profile {self.name}" if in_profile else "")
+        self.values.update(values)
+        self.origins.update(dict.fromkeys(values, where))
 
 
 def find(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -42,10 +44,10 @@ def find(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     if explicit:
         if not os.path.isfile(explicit):
             raise UsageError(
-                f"config file {explicit} does not exist", "fix --config / AZFED_CONFIG"
+                f"config file {explicit} does not exist", f"fix {BY_DEST['config'].where()}"
             )
         return explicit
-    for candidate in (user_config_path(environ), SYSTEM_CONFIG):
+    for candidate in (paths.user_config_file(environ), paths.SYSTEM_CONFIG_FILE):
         if os.path.isfile(candidate):
             return candidate
     return None
@@ -77,48 +79,42 @@ def _as_text(value: object, key: str, path: str) -> str:
     )
 
 
-def _settings_table(
-    table: dict[str, object], known: frozenset[str], path: str, where: str
-) -> dict[str, str]:
+def _settings_table(table: dict[str, object], path: str, where: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in table.items():
-        attribute = _ALIASES.get(key, key.replace("-", "_"))
-        if attribute not in known:
+        if key not in CONFIG_KEYS:
             raise UsageError(
                 f"config file {path}: unknown key {key!r}{where}",
-                f"known keys: {', '.join(sorted(name.replace('_', '-') for name in known))}",
+                f"known keys: {', '.join(sorted(CONFIG_KEYS))}",
             )
-        values[attribute] = _as_text(value, key, path)
+        values[CONFIG_KEYS[key]] = _as_text(value, key, path)
     return values
 
 
-def load(
-    explicit: str | None,
-    profile: str | None,
-    known: frozenset[str],
-    environ: Mapping[str, str],
-) -> dict[str, str]:
-    """Settings from the config file for ``profile`` (attribute name → text), or {} without one."""
+def load(explicit: str | None, profile: str | None, environ: Mapping[str, str]) -> Profile:
+    """What the config file says for ``profile``; an empty Profile without a file."""
     path = find(explicit, environ)
     if path is None:
         if profile:
             raise UsageError(
                 f"profile {profile!r} was asked for but no config file exists",
-                f"create {user_config_path(environ)} or {SYSTEM_CONFIG}, or pass --config",
+                f"create {paths.user_config_file(environ)} or {paths.SYSTEM_CONFIG_FILE}, or "
+                f"give {BY_DEST['config'].where()}",
             )
-        return {}
+        return Profile()
     document = _parse(path)
     profiles = document.pop("profiles", {})
     if not isinstance(profiles, dict):
         raise UsageError(f"config file {path}: 'profiles' must be a table of [profiles.NAME]")
-    values = _settings_table(document, known, path, "")
+    chosen = Profile(path, profile)
+    chosen.take(_settings_table(document, path, ""), in_profile=False)
     if profile:
-        chosen = profiles.get(profile)
-        if not isinstance(chosen, dict):
+        table = profiles.get(profile)
+        if not isinstance(table, dict):
             names = ", ".join(sorted(profiles)) or "none"
             raise UsageError(
                 f"config file {path} has no profile {profile!r}",
                 f"profiles defined there: {names}",
             )
-        values.update(_settings_table(chosen, known, path, f" in [profiles.{profile}]"))
-    return values
+        chosen.take(_settings_table(table, path, f" in [profiles.{profile}]"), in_profile=True)
+    return chosen

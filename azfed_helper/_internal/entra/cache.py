@@ -10,9 +10,8 @@ A file that cannot be parsed is set aside and rebuilt, never fatal.
 from __future__ import annotations
 
 import os
-import sys
 
-from .. import TYPE_CHECKING, jsonfast, tokenfile
+from .. import TYPE_CHECKING, jsonfast, paths, tokenfile
 from ..errors import TokenFileError
 from ..locks import ProcessLock
 
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 
     from ..config import Settings
 
-APP_NAME = "azfed-helper"
 TOKEN_CACHE = "msal_token_cache.json"  # noqa: S105 (a file name)
 HTTP_CACHE = "msal_http_cache.json"
 LOCK_FILE = ".cache.lock"
@@ -45,27 +43,9 @@ class AccessToken:
         return f"AccessToken(expires_on={self.expires_on})"
 
 
-def default_dir() -> str:
-    """platformdirs' user cache directory for us, computed without importing it on Linux.
-
-    platformdirs costs ~15 ms to import, as much as the rest of a cache hit; on Linux its answer
-    is ``$XDG_CACHE_HOME`` (if absolute) or ``$HOME/.cache``, plus our name (pinned by a test).
-    """
-    if sys.platform.startswith("linux"):
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        home = os.environ.get("HOME", "")
-        if os.path.isabs(xdg):
-            return os.path.join(xdg, APP_NAME)
-        if os.path.isabs(home):
-            return os.path.join(home, ".cache", APP_NAME)
-    import platformdirs
-
-    return platformdirs.user_cache_dir(APP_NAME, appauthor=False)
-
-
 def cache_dir(settings: Settings) -> str:
     """``--cache-dir`` / ``AZFED_CACHE_DIR``, else the user cache directory."""
-    return settings.cache_dir or default_dir()
+    return settings.cache_dir or paths.user_cache_dir()
 
 
 def environment_of(authority_host: str) -> str:
