@@ -9,7 +9,6 @@ built, never by ``import azfed_helper``, and stays an optional extra (``azfed-he
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from types import SimpleNamespace, TracebackType
@@ -100,8 +99,7 @@ class CredentialCore:
             if tenant not in self._exchanges:
                 settings = self.settings
                 if tenant != self.tenant_id:
-                    settings = copy.copy(settings)
-                    settings.tenant_id = tenant
+                    settings = settings.replace(tenant_id=tenant)
                 self._exchanges[tenant] = Exchange(
                     settings, persistent=self.persistent, verify=self.verify
                 )

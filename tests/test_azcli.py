@@ -17,10 +17,8 @@ import pytest
 from azfed_helper._internal import idtoken
 from azfed_helper._internal.azcli import hooks, login, process
 from azfed_helper._internal.azcli import state as azcli
-from azfed_helper._internal.commands import az_login
 from azfed_helper._internal.config import resolve
 from azfed_helper._internal.entra.aadsts import EntraError
-from azfed_helper._internal.fastpath import AZ_LOGIN_FLAGS, AZ_LOGIN_VALUES
 
 from .conftest import cli_env, make_jwt, run_cli
 
@@ -77,21 +75,6 @@ def az_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def target(**flags: object) -> azcli.Target:
     return azcli.Target(resolve(argparse.Namespace(**flags)))
-
-
-def test_fast_path_table_matches_az_login_parser() -> None:
-    parser = argparse.ArgumentParser()
-    az_login.configure(parser)
-    values: dict[str, str] = {}
-    flags: dict[str, str] = {}
-    for action in parser._actions:
-        if action.dest in ("help", "force", "print_hook"):
-            continue  # these always take the full path
-        table = values if action.nargs is None and action.const is None else flags
-        for option in action.option_strings:
-            table[option] = action.dest
-    assert values == AZ_LOGIN_VALUES
-    assert flags == AZ_LOGIN_FLAGS
 
 
 def test_current_only_when_az_holds_our_fresh_validated_assertion(az_dir: Path) -> None:

@@ -344,4 +344,4 @@ def test_configured_by_environment(emulator: Any, tmp_path: Path) -> None:
             daemon.stderr.close()
     bad = run_cli("daemon", env={**emulator.env(), "AZFED_LOG_FORMAT": "xml"})
     assert bad.returncode == 2
-    assert "invalid log format 'xml'" in bad.stderr
+    assert "invalid AZFED_LOG_FORMAT 'xml'" in bad.stderr

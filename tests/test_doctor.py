@@ -28,12 +28,9 @@ def test_healthy_setup_passes(emulator: Any, tmp_path: Path) -> None:
     )
     assert code == 0, checks
     assert [c["status"] for c in checks.values()] == ["pass"] * 6 + ["skip"]  # no az on PATH
-    assert (
-        "token-file: " + str(token_file) + " (command line)" in checks["configuration"]["details"]
-    )
-    assert (
-        f"client-id: {emulator.client_id} (AZURE_CLIENT_ID)" in checks["configuration"]["details"]
-    )
+    shown = {line.split()[0]: line.split()[1:] for line in checks["configuration"]["details"]}
+    assert shown["token-file"] == [str(token_file), "(flag)"]
+    assert shown["client-id"] == [emulator.client_id, "(env", "AZURE_CLIENT_ID)"]
     assert checks["google source"]["details"][0].startswith("the metadata server at 127.0.0.1:")
     command = checks["federated credential"]["details"][-1]
     argv = shlex.split(command)

@@ -1,33 +1,48 @@
 from __future__ import annotations
 
-import argparse
+import pytest
 
-from azfed_helper._internal.commands import write
-from azfed_helper._internal.fastpath import WRITE_FLAGS, WRITE_VALUES, parse_simple
+from azfed_helper._internal import cli
+from azfed_helper._internal.fastpath import fast_tables, parse_simple
 
 
-def test_fast_path_tables_match_write_parser() -> None:
-    parser = argparse.ArgumentParser()
-    write.configure(parser)
-    value_options: dict[str, str] = {}
-    flag_options: dict[str, str] = {}
-    for action in parser._actions:
-        if action.dest in ("help", "force"):
-            continue  # --help and --force always take the full path
-        target = value_options if action.nargs is None and action.const is None else flag_options
-        for option in action.option_strings:
-            target[option] = action.dest
-    assert value_options == WRITE_VALUES
-    assert flag_options == WRITE_FLAGS
+def _argv_for(command: str) -> list[str]:
+    """Every option the fast path reads for ``command``, each given once with a plain value."""
+    values, flags = fast_tables(command)
+    argv: list[str] = []
+    seen: set[str] = set()
+    for flag, option in {**values, **flags}.items():
+        if option.dest in seen or not flag.startswith("--"):
+            continue
+        seen.add(option.dest)
+        argv += (
+            [flag, option.choices[0] if option.choices else "v"] if option.takes_value else [flag]
+        )
+    return argv
+
+
+@pytest.mark.parametrize("command", cli.FAST_PATHS)
+def test_fast_path_reads_arguments_exactly_as_the_parser_does(command: str) -> None:
+    argv = _argv_for(command)
+    fast = parse_simple(argv, command)
+    assert fast is not None
+    full = vars(
+        cli.build_parser([command]).parse_args(
+            [command, *argv, *(["--"] if command == "az" else [])]
+        )
+    )
+    assert {dest: full[dest] for dest in fast} == fast
 
 
 def test_parse_simple_forms() -> None:
-    assert parse_simple(["--token-file", "/t", "--mode=0640", "-q"], WRITE_VALUES, WRITE_FLAGS) == {
+    assert parse_simple(["--token-file", "/t", "--mode=0640", "-q"], "write") == {
         "token_file": "/t",
         "mode": "0640",
         "quiet": True,
     }
-    assert parse_simple(["--token-file"], WRITE_VALUES, WRITE_FLAGS) is None
-    assert parse_simple(["--help"], WRITE_VALUES, WRITE_FLAGS) is None
-    assert parse_simple(["--force"], WRITE_VALUES, WRITE_FLAGS) is None
-    assert parse_simple(["extra"], WRITE_VALUES, WRITE_FLAGS) is None
+    assert parse_simple(["--token-file"], "write") is None
+    assert parse_simple(["--help"], "write") is None
+    assert parse_simple(["--force"], "write") is None
+    assert parse_simple(["extra"], "write") is None
+    # No prefixes, exactly as the parser (allow_abbrev=False): anything else is the full path.
+    assert parse_simple(["--token-f", "/t"], "write") is None

@@ -17,6 +17,7 @@ import yaml
 
 from azfed_helper._internal import config
 from azfed_helper._internal.cli import build_parser
+from azfed_helper._internal.options import OPTIONS
 
 from .conftest import REPO
 
@@ -31,7 +32,7 @@ CONSUMER_VARIABLES = {
 
 
 def known_variables() -> set[str]:
-    return {env for _name, env, _default, _parse in config._SPECS if env}
+    return {option.env for option in OPTIONS if option.env}
 
 
 def assert_cli_accepts(argv: list[str]) -> None:

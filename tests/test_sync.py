@@ -47,7 +47,7 @@ def test_force_and_margin_refresh(tmp_path: Path) -> None:
     sync_once(settings_for(path), fetch=fetch)
     result = sync_once(settings_for(path), fetch=fetch)  # 10 min left < 20 min margin
     assert result.wrote and fetch.calls == 2
-    sync_once(settings_for(path, force=True), fetch=fetch)
+    sync_once(settings_for(path), fetch=fetch, force=True)
     assert fetch.calls == 3
     assert path.read_text() != result.token.raw
 

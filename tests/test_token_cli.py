@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -11,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from azfed_helper._internal.commands import token
-from azfed_helper._internal.fastpath import TOKEN_REPEATED, TOKEN_VALUES, parse_simple
+from azfed_helper._internal.fastpath import parse_simple
 from azfed_helper.emulator import FederatedCredential
 
 from .conftest import cli_env, make_jwt, run_cli
@@ -30,21 +28,8 @@ def env(emulator: Any, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_fast_path_table_matches_token_parser() -> None:
-    parser = argparse.ArgumentParser()
-    token.configure(parser)
-    declared = {
-        option: action.dest
-        for action in parser._actions
-        if action.dest != "help"
-        for option in action.option_strings
-    }
-    assert declared == TOKEN_VALUES
-    repeated = {a.dest for a in parser._actions if isinstance(a, argparse._AppendAction)}
-    assert repeated == TOKEN_REPEATED
-    assert parse_simple(
-        ["--scope", "a", "--scope=b", "-o", "json"], TOKEN_VALUES, {}, TOKEN_REPEATED
-    ) == {
+def test_fast_path_reads_repeated_scopes() -> None:
+    assert parse_simple(["--scope", "a", "--scope=b", "-o", "json"], "token") == {
         "scopes": ["a", "b"],
         "output": "json",
     }

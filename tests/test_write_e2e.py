@@ -143,7 +143,7 @@ def test_bad_inputs_exit_2_without_traceback(emulator: Any, tmp_path: Path) -> N
         (["--token-file", str(tmp_path / "t"), "--mode", "0400"], "invalid --mode"),
         (
             ["--token-file", str(tmp_path / "t"), "--refresh-margin", "soon"],
-            "invalid refresh margin",
+            "invalid --refresh-margin",
         ),
         ([], "AZURE_FEDERATED_TOKEN_FILE"),
     ]

@@ -1,7 +1,9 @@
-"""The ``azfed-helper`` command line: the subcommand table and the one error boundary.
+"""The ``azfed-helper`` command line: the parser built from the option table, and the one error
+boundary.
 
-Only the chosen subcommand's module is imported, so ``azfed-helper write`` on a fresh token file
-loads nothing beyond the standard library and our light modules (see benchmarks/).
+Only the chosen subcommand's module is imported, and the no-op cases of the hot commands are
+answered before argparse is even imported (fastpath.py), so ``azfed-helper write`` on a fresh token
+file loads nothing beyond the standard library and our light modules (see benchmarks/).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import sys
 
 from .._version import __version__
 from . import TYPE_CHECKING
+from .commands import COMMANDS
 from .errors import EXIT_RUNTIME, EXIT_USAGE, AzfedError
 
 if TYPE_CHECKING:
@@ -17,54 +20,54 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 PROG = "azfed-helper"
-
-# name -> (module providing configure(parser) and run(args) -> int, one-line summary)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "write": (
-        "azfed_helper._internal.commands.write",
-        "make the token file hold a fresh Google ID token",
-    ),
-    "status": (
-        "azfed_helper._internal.commands.status",
-        "inspect the token file (exit 1 when stale)",
-    ),
-    "daemon": (
-        "azfed_helper._internal.commands.daemon",
-        "keep the token file fresh forever (sidecar/service)",
-    ),
-    "env": ("azfed_helper._internal.commands.env", "print the environment that Azure clients read"),
-    "az-login": (
-        "azfed_helper._internal.commands.az_login",
-        "keep the Azure CLI logged in (run before az)",
-    ),
-    "az": ("azfed_helper._internal.commands.az", "run the az-login hook, then become `az ARGS...`"),
-    "token": (
-        "azfed_helper._internal.commands.token",
-        "print an Azure access token (no Azure secret)",
-    ),
-    "serve": (
-        "azfed_helper._internal.commands.serve",
-        "run a local managed-identity endpoint for az/SDKs",
-    ),
-    "doctor": (
-        "azfed_helper._internal.commands.doctor",
-        "diagnose the set-up, each check with its fix",
-    ),
-    "emulator": ("azfed_helper.emulator.command", "run the offline Google + Entra emulator"),
-    "demo": (
-        "azfed_helper._internal.commands.demo",
-        "walk the whole flow against the embedded emulator",
-    ),
-}
-
+EXIT_INTERRUPTED = 130
 # Commands whose no-op case is answered without argparse (see fastpath.py).
 FAST_PATHS = ("write", "token", "az-login", "az")
+
+DESCRIPTION = """\
+Reach Azure from Google Cloud with no Azure secret.
+
+which mode?
+  you have                                   use
+  an app using an Azure SDK                  the token file: `write` on a timer, or `daemon`;
+                                             `env` prints the four variables the SDKs read
+  Terraform (azurerm/azuread)                the token file: `env --for terraform`
+  shell scripts calling az                   the az hook: `az-login --print-hook bash`
+  scripts needing a bearer token, kubectl    `token` (-o raw|json|exec-credential|env)
+  your own Python code                       GoogleFederatedCredential (azfed-helper[azure])
+  tools that only speak managed identity     `serve`, a local managed-identity endpoint
+
+first steps: `azfed-helper demo` (offline), `azfed-helper settings`, `azfed-helper doctor`"""
+
+EPILOG = """\
+exit codes: 0 success; 1 runtime failure; 2 usage or configuration error; 130 interrupted
+(Ctrl-C). `az --` and `daemon --exec` exit with their command's status.
+`azfed-helper COMMAND --help` shows a command's options, the variables it reads and examples."""
+
+
+def version_line() -> str:
+    """One line, as ``pip --version`` gives: versions that matter and where we are installed."""
+    import os
+    import platform
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "missing"
+
+    where = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (
+        f"{PROG} {__version__} from {where} (Python {platform.python_version()}, "
+        f"google-auth {installed('google-auth')}, msal {installed('msal')})"
+    )
 
 
 def _chosen_command(argv: Sequence[str]) -> str | None:
     for arg in argv:
         if not arg.startswith("-"):
-            return arg if arg in COMMANDS else None
+            return arg
     return None
 
 
@@ -72,74 +75,95 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The parser, with full options only for the subcommand named in ``argv``."""
     import argparse
 
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Reach Azure from Google Cloud with no Azure secret.",
-        epilog="exit codes: 0 success, 1 runtime failure, 2 usage or configuration error",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chosen = _chosen_command(argv)
-    for name, (module_name, summary) in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=summary, description=summary)
-        if name == chosen:
-            import importlib
+    from .parser import Parser, add_options
 
-            module = importlib.import_module(module_name)
-            module.configure(sub)
-            # Also accepted after the command; SUPPRESS keeps a top-level --debug from being reset.
-            sub.add_argument(
-                "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-            )
-            if name not in WITHOUT_SETTINGS:
-                _add_config_options(sub)
-            sub.set_defaults(_run=module.run)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=raw, allow_abbrev=False
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_line(), help="show versions and exit"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
+    chosen = _chosen_command(argv)
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(
+            name,
+            help=command.summary,
+            description=command.summary,
+            epilog=command.epilog(),
+            formatter_class=raw,
+            allow_abbrev=False,
+        )
+        if name == chosen:
+            add_options(sub, command)
     return parser
 
 
-# Commands that do not read Settings, so a config file means nothing to them.
-WITHOUT_SETTINGS = ("emulator", "demo")
+def _quiet_stdout() -> None:
+    """The reader of our stdout went away (``| head``): drop what is left, say nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("configuration file")
-    group.add_argument(
-        "--config",
-        metavar="FILE",
-        help="TOML config file (env AZFED_CONFIG; default: ~/.config/azfed-helper/config.toml, "
-        "then /etc/azfed-helper/config.toml)",
-    )
-    group.add_argument(
-        "--profile", metavar="NAME", help="profile in the config file (env AZFED_PROFILE)"
-    )
+def _fast(argv: Sequence[str]) -> int | None:
+    """The no-op fast path, inside the same boundary: any surprise falls back to the full path."""
+    try:
+        from .fastpath import try_fast_path
+
+        code = try_fast_path(argv)
+        if code is not None:
+            sys.stdout.flush()
+        return code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_RUNTIME
+    except Exception:
+        return None  # the full path does the same work and reports any error properly
+
+
+def _report(exc: AzfedError) -> None:
+    print(f"{PROG}: error: {exc}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. The only place errors become messages."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] in FAST_PATHS:
-        from .fastpath import try_fast_path
-
-        code = try_fast_path(args_list)
+    debug = "--debug" in args_list
+    if args_list and args_list[0] in FAST_PATHS and not debug:
+        code = _fast(args_list)
         if code is not None:
             return code
-    parser = build_parser(args_list)
-    args = parser.parse_args(args_list)
     try:
+        parser = build_parser(args_list)
+        args = parser.parse_args(args_list)
         result: int = args._run(args)
+        sys.stdout.flush()
         return result
     except AzfedError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _report(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
+        _quiet_stdout()
         return EXIT_RUNTIME
     except Exception as exc:
-        if args.debug:
+        if debug:
             raise
         print(
             f"{PROG}: internal error: {type(exc).__name__}: {exc}\n"
@@ -149,4 +173,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
 
 
-__all__ = ["COMMANDS", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_USAGE", "main"]

@@ -63,21 +63,10 @@ class Doctor:
         return [_guarded(step) for step in steps]
 
     def configuration(self) -> Check:
-        settings = self.settings
-        shown = (
-            *("token_file", "credentials", "impersonate", "audience", "client_id", "tenant_id"),
-            *("authority_host", "refresh_margin", "mode", "group", "cache_dir"),
-        )
-        details = []
-        for name in shown:
-            value = getattr(settings, name)
-            if name == "mode":
-                value = f"{value:04o}"
-            origin = settings.origins.get(name, "default")
-            details.append(
-                f"{name.replace('_', '-')}: {value if value is not None else '(unset)'} ({origin})"
-            )
-        return Check("configuration", PASS, details)
+        """Every setting in effect and where it came from, as ``azfed-helper settings`` shows."""
+        from .settingsview import lines
+
+        return Check("configuration", PASS, lines(self.settings))
 
     def google_source(self) -> Check:
         source, _info = google_source.detect(self.settings)
@@ -203,7 +192,7 @@ class Doctor:
             return Check(
                 "azure cli", SKIP, ["AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"]
             )
-        target = azcli.target_from_args(self.settings, None)
+        target = azcli.target_from_settings(self.settings)
         left = azcli.held_lifetime(target, directory, time.time())
         if left is None:
             return Check(

@@ -1,109 +1,397 @@
-"""Command-line options shared by several commands, declared once.
+"""Every option of the commands that read settings, declared once.
 
-Every option defaults to None so that :func:`config.resolve` can tell "not given" from a value and
-fall back to the environment. Help texts name the environment variable each option overrides.
+One row per option: its flags, the setting it fills (``dest``), its environment variable, default,
+value parser, help, help group and the commands that take it. From this table come the argparse
+options, the no-op fast path's argument reading, ``config.resolve`` (flag > environment > config
+file > default), the config file's keys, the "(env X; default Y)" part of every help line, the
+printed az hook, the ``settings`` listing and the "where can I give it" part of error messages.
+
+Adding an option is one row here (plus a typed attribute on ``config.Settings`` when it is a
+setting). Light on purpose: it is read on every command's path, so argparse is imported only by
+:func:`add_arguments`.
 """
 
 from __future__ import annotations
 
-import argparse
+from .idtoken import DEFAULT_AUDIENCE
+from .option import Option, address, boolean, duration, group_name, mode, non_empty, port, scopes
+
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_PORT = 50342
+OUTPUTS = ("raw", "json", "exec-credential", "env")
+
+SOURCE = ("write", "daemon", "token", "az-login", "az", "serve", "doctor")
+FILE_WRITERS = ("write", "daemon", "doctor")
+AZURE = ("daemon", "env", "token", "az-login", "az", "serve", "doctor")
+EXCHANGERS = ("daemon", "token", "az-login", "az", "serve", "doctor")
+ENDPOINT = ("serve", "daemon")
 
 
-def add_token_file(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--token-file",
+def _source(name: str, help: str, **kw: object) -> Option:
+    return Option(name, help, SOURCE, group="token source", **kw)  # type: ignore[arg-type]
+
+
+OPTIONS: tuple[Option, ...] = (
+    # -- the token file and the token in it
+    Option(
+        "token-file",
+        "the federated token file",
+        (*SOURCE, "status", "env"),
+        env="AZURE_FEDERATED_TOKEN_FILE",
         metavar="PATH",
-        help="the federated token file (env AZURE_FEDERATED_TOKEN_FILE)",
-    )
-
-
-def add_source(parser: argparse.ArgumentParser) -> None:
-    """Where the Google ID token comes from and what it must say."""
-    group = parser.add_argument_group("Google token source")
-    group.add_argument(
-        "--audience",
+        is_path=True,
+    ),
+    Option(
+        "audience",
+        "the token's audience, as the federated credential names it",
+        (*SOURCE, "status"),
+        env="AZFED_AUDIENCE",
+        default=DEFAULT_AUDIENCE,
+        parse=non_empty,
         metavar="AUD",
-        help="token audience (env AZFED_AUDIENCE; default api://AzureADTokenExchange)",
-    )
-    group.add_argument(
-        "--credentials",
+        group="token source",
+    ),
+    _source(
+        "credentials",
+        "Google credentials file",
+        env="GOOGLE_APPLICATION_CREDENTIALS",
         metavar="FILE",
-        help="Google credentials file (env GOOGLE_APPLICATION_CREDENTIALS; default: metadata server)",
-    )
-    group.add_argument(
-        "--impersonate",
+        is_path=True,
+        default_text="the metadata server",
+    ),
+    _source(
+        "impersonate",
+        "service account to impersonate for the ID token",
+        env="AZFED_IMPERSONATE",
         metavar="EMAIL",
-        help="service account to impersonate for the ID token (env AZFED_IMPERSONATE)",
-    )
-    group.add_argument(
-        "--token-format",
+    ),
+    _source(
+        "token-format",
+        "metadata server token format; 'full' adds project and instance claims",
+        env="AZFED_TOKEN_FORMAT",
+        default="standard",
         choices=("standard", "full"),
-        help="metadata server token format; 'full' adds project and instance claims "
-        "(env AZFED_TOKEN_FORMAT; default standard)",
-    )
-    group.add_argument(
-        "--refresh-margin",
+    ),
+    _source(
+        "refresh-margin",
+        "refresh once less than this lifetime remains",
+        env="AZFED_REFRESH_MARGIN",
+        default=1200,
+        parse=duration(1),
         metavar="DURATION",
-        help="refresh once less than this lifetime remains (env AZFED_REFRESH_MARGIN; default 20m)",
-    )
-    group.add_argument(
-        "--source-timeout",
+    ),
+    _source(
+        "source-timeout",
+        "longest wait for one request to the token source",
+        env="AZFED_SOURCE_TIMEOUT",
+        default=10,
+        parse=duration(1),
         metavar="DURATION",
-        help="longest wait for one Google request (env AZFED_SOURCE_TIMEOUT; default 10s)",
-    )
-    group.add_argument(
-        "--iam-endpoint",
+    ),
+    _source(
+        "iam-endpoint",
+        "IAM Credentials API base URL for impersonation (Private Service Connect, emulator)",
+        env="AZFED_IAM_ENDPOINT",
         metavar="URL",
-        help="IAM Credentials API base URL for impersonation, e.g. a Private Service Connect "
-        "endpoint (env AZFED_IAM_ENDPOINT)",
-    )
-
-
-def add_file_writing(parser: argparse.ArgumentParser) -> None:
-    """How the token file is written."""
-    group = parser.add_argument_group("token file")
-    group.add_argument(
-        "--mode", metavar="OCTAL", help="file mode, applied on every write (env AZFED_MODE; 0600)"
-    )
-    group.add_argument(
-        "--group", metavar="GROUP", help="group owner, name or gid (env AZFED_GROUP)"
-    )
-    group.add_argument(
-        "--create-dirs",
+        default_text="Google's",
+    ),
+    Option(
+        "mode",
+        "token file mode, applied on every write",
+        FILE_WRITERS,
+        env="AZFED_MODE",
+        default=0o600,
+        parse=mode,
+        metavar="OCTAL",
+        group="token file",
+    ),
+    Option(
+        "group",
+        "token file group, name or gid",
+        FILE_WRITERS,
+        env="AZFED_GROUP",
+        parse=group_name,
+        metavar="GROUP",
+        group="token file",
+        default_text="unchanged",
+    ),
+    Option(
+        "create-dirs",
+        "create missing parent directories (mode 0700)",
+        FILE_WRITERS,
+        env="AZFED_CREATE_DIRS",
+        default=False,
+        parse=boolean,
         action="store_true",
-        default=None,
-        help="create missing parent directories (mode 0700)",
-    )
-
-
-def add_azure(parser: argparse.ArgumentParser) -> None:
-    """The Azure app registration the token is for."""
-    group = parser.add_argument_group("Azure")
-    group.add_argument("--client-id", metavar="ID", help="app (client) id (env AZURE_CLIENT_ID)")
-    group.add_argument("--tenant-id", metavar="ID", help="tenant id (env AZURE_TENANT_ID)")
-    group.add_argument(
-        "--authority-host",
+        group="token file",
+    ),
+    # -- the Azure app and Entra
+    Option(
+        "client-id", "app (client) id", AZURE, env="AZURE_CLIENT_ID", metavar="ID", group="Azure"
+    ),
+    Option("tenant-id", "tenant id", AZURE, env="AZURE_TENANT_ID", metavar="ID", group="Azure"),
+    Option(
+        "authority-host",
+        "Entra authority host (sovereign clouds)",
+        AZURE,
+        env="AZURE_AUTHORITY_HOST",
+        default=DEFAULT_AUTHORITY_HOST,
         metavar="URL",
-        help="Entra authority host (env AZURE_AUTHORITY_HOST; default https://login.microsoftonline.com)",
-    )
-
-
-def add_cache(parser: argparse.ArgumentParser) -> None:
-    """Where access tokens are cached between runs."""
-    parser.add_argument(
-        "--cache-dir",
+        group="Azure",
+    ),
+    Option(
+        "entra-timeout",
+        "longest wait for one Entra request",
+        EXCHANGERS,
+        env="AZFED_ENTRA_TIMEOUT",
+        default=10,
+        parse=duration(1),
+        metavar="DURATION",
+        group="Azure",
+    ),
+    Option(
+        "cache-dir",
+        "token cache directory",
+        (*EXCHANGERS, "env"),
+        env="AZFED_CACHE_DIR",
         metavar="DIR",
-        help="token cache directory (env AZFED_CACHE_DIR; default the user cache directory, "
-        "e.g. ~/.cache/azfed-helper)",
-    )
-
-
-def add_logging(group: argparse._ActionsContainer) -> None:
-    """Log format and verbosity of the long-running commands (see logs.setup)."""
-    group.add_argument(
-        "--log-format",
+        group="Azure",
+        is_path=True,
+        default_text="~/.cache/azfed-helper",
+    ),
+    Option(
+        "scopes",
+        "scope to request, repeatable, e.g. https://storage.azure.com/.default "
+        "(space-separated in the variable)",
+        ("token", "doctor"),
+        flags=("--scope",),
+        env="AZFED_SCOPES",
+        parse=scopes,
+        metavar="SCOPE",
+        action="append",
+        group="what to request",
+        aliases=("scope",),
+    ),
+    Option(
+        "resource",
+        "resource as az takes it: https://management.azure.com requests "
+        "https://management.azure.com/.default",
+        ("token",),
+        env="AZFED_RESOURCE",
+        metavar="URL",
+        group="what to request",
+    ),
+    Option(
+        "output",
+        "raw: the token only; json: as `az account get-access-token -o json`; "
+        "exec-credential: a Kubernetes ExecCredential (default scope: AKS); env: export lines",
+        ("token",),
+        flags=("--output", "-o"),
+        env="AZFED_OUTPUT",
+        default="raw",
+        choices=OUTPUTS,
+        group="what to request",
+    ),
+    # -- the daemon
+    Option(
+        "min-remaining",
+        "least lifetime that counts as healthy (status) or ready (/readyz); the readers reuse "
+        "what they read for 10m",
+        ("status", "daemon"),
+        env="AZFED_MIN_REMAINING",
+        default=600,
+        parse=duration(0),
+        metavar="DURATION",
+        group="daemon",
+    ),
+    Option(
+        "max-backoff",
+        "longest wait between retries when the source fails",
+        ("daemon",),
+        env="AZFED_MAX_BACKOFF",
+        default=60,
+        parse=duration(1),
+        metavar="DURATION",
+        group="daemon",
+    ),
+    Option(
+        "health-addr",
+        "serve /livez, /readyz and /metrics there (:PORT means 127.0.0.1)",
+        ("daemon",),
+        env="AZFED_HEALTH_ADDR",
+        parse=address,
+        metavar="HOST:PORT",
+        group="daemon",
+        default_text="off",
+    ),
+    Option(
+        "log-format",
+        "log lines as text or one JSON object each",
+        ("daemon", "serve"),
+        env="AZFED_LOG_FORMAT",
+        default="human",
         choices=("human", "json"),
-        help="log lines as text or one JSON object each (env AZFED_LOG_FORMAT; default human)",
-    )
-    group.add_argument("-v", "--verbose", action="count", default=0, help="more log (repeatable)")
-    group.add_argument("-q", "--quiet", action="count", default=0, help="less log (repeatable)")
+        group="logging",
+    ),
+    # -- the Azure CLI
+    Option(
+        "az",
+        "the az executable",
+        ("az-login", "az"),
+        env="AZFED_AZ",
+        metavar="PATH",
+        group="Azure CLI",
+        default_text="az on PATH",
+    ),
+    Option(
+        "subscription",
+        "subscription to select at login (default: none, so login makes no ARM call)",
+        ("az-login", "az"),
+        env="AZFED_SUBSCRIPTION",
+        metavar="ID_OR_NAME",
+        group="Azure CLI",
+    ),
+    # -- the managed-identity endpoint
+    Option(
+        "port",
+        "port to listen on (0 picks a free one)",
+        ENDPOINT,
+        env="AZFED_PORT",
+        default=DEFAULT_PORT,
+        parse=port,
+        metavar="N",
+        group="managed-identity endpoint",
+    ),
+    Option(
+        "bind",
+        "address to listen on (others than loopback need --allow-remote)",
+        ENDPOINT,
+        env="AZFED_BIND",
+        default="127.0.0.1",
+        metavar="HOST",
+        group="managed-identity endpoint",
+    ),
+    Option(
+        "secret-file",
+        "read the X-IDENTITY-HEADER secret from FILE (default: a new random one per start)",
+        ENDPOINT,
+        env="AZFED_SECRET_FILE",
+        metavar="FILE",
+        group="managed-identity endpoint",
+        is_path=True,
+    ),
+    Option(
+        "env-file",
+        "the file holding IDENTITY_ENDPOINT/IDENTITY_HEADER/NO_PROXY for shells, mode 0600",
+        (*ENDPOINT, "env"),
+        env="AZFED_ENV_FILE",
+        metavar="FILE",
+        group="managed-identity endpoint",
+        is_path=True,
+        default_text="<cache dir>/identity-endpoint.env",
+    ),
+    Option(
+        "allow-remote",
+        "allow a non-loopback --bind: anyone who can reach it and knows the secret gets tokens",
+        ENDPOINT,
+        action="store_true",
+        group="managed-identity endpoint",
+        setting=False,
+    ),
+    Option(
+        "imds",
+        "also answer IMDS-shaped requests that carry no secret (Metadata: true only); any "
+        "local process can then get tokens",
+        ENDPOINT,
+        action="store_true",
+        group="managed-identity endpoint",
+        setting=False,
+    ),
+    # -- the configuration file itself (resolved first: it decides where the rest comes from)
+    Option(
+        "config",
+        "TOML config file",
+        (*SOURCE, "status", "env", "settings"),
+        env="AZFED_CONFIG",
+        metavar="FILE",
+        group="configuration file",
+        setting=False,
+        fast=True,
+        is_path=True,
+        default_text="~/.config/azfed-helper/config.toml, then /etc/azfed-helper/config.toml",
+    ),
+    Option(
+        "profile",
+        "profile in the config file",
+        (*SOURCE, "status", "env", "settings"),
+        env="AZFED_PROFILE",
+        metavar="NAME",
+        group="configuration file",
+        setting=False,
+        fast=True,
+    ),
+    # -- switches of one invocation
+    Option(
+        "force",
+        "act even when nothing is due (write: fetch a new token; az-login: log in again)",
+        ("write", "az-login"),
+        action="store_true",
+        setting=False,
+    ),
+    Option(
+        "quiet",
+        "print nothing on success",
+        ("write", "az-login"),
+        flags=("-q", "--quiet"),
+        action="store_true",
+        setting=False,
+        fast=True,
+    ),
+    Option(
+        "verbose",
+        "more log (repeatable)",
+        ("daemon", "serve"),
+        flags=("-v", "--verbose"),
+        action="count",
+        group="logging",
+        setting=False,
+    ),
+    Option(
+        "log-quiet",
+        "less log (repeatable)",
+        ("daemon", "serve"),
+        flags=("-q", "--quiet"),
+        dest="quiet",
+        action="count",
+        group="logging",
+        setting=False,
+    ),
+    Option(
+        "json",
+        "machine-readable output",
+        ("status", "doctor", "settings"),
+        action="store_true",
+        setting=False,
+    ),
+)
+
+SETTINGS: tuple[Option, ...] = tuple(option for option in OPTIONS if option.setting)
+BY_DEST: dict[str, Option] = {
+    option.dest: option
+    for option in OPTIONS
+    if option.setting or option.name in ("config", "profile")
+}
+# Config-file keys (and their aliases) to setting names.
+CONFIG_KEYS: dict[str, str] = {
+    key: option.dest for option in SETTINGS for key in (option.name, *option.aliases)
+}
+
+
+def for_command(command: str) -> list[Option]:
+    """The options ``command`` takes, in table order (which is also help order).
+
+    ``settings`` takes every setting, so that it shows what any command would see.
+    """
+    if command == "settings":
+        return [o for o in OPTIONS if o.setting or command in o.commands]
+    return [option for option in OPTIONS if command in option.commands]

@@ -65,19 +65,22 @@ def sync_once(
     settings: Settings,
     clock: Callable[[], float] = time.time,
     fetch: Fetcher | None = None,
+    *,
+    force: bool = False,
 ) -> SyncResult:
-    """Make the token file hold a valid token with more than the refresh margin left."""
+    """Make the token file hold a valid token with more than the refresh margin left (``force``:
+    fetch a new one even so)."""
     path = settings.require_token_file()
     audience, margin = settings.audience, settings.refresh_margin
     gid = tokenfile.resolve_group(settings.group)
-    if not settings.force:
+    if not force:
         current = current_if_fresh(settings, clock)
         if current is not None:
             return SyncResult(current, wrote=False)
     tokenfile.check_target(path, settings.create_dirs)
     with tokenfile.writer_lock(path):
         current = tokenfile.fresh_token(path, audience, clock(), margin)
-        if current is not None and not settings.force:
+        if current is not None and not force:
             if _needs_attributes(path, settings.mode, gid):
                 tokenfile.write_atomic(path, current.raw.encode("ascii"), settings.mode, gid)
                 return SyncResult(current, wrote=True)
@@ -86,7 +89,7 @@ def sync_once(
             idtoken.decode((fetch or google_fetch)(settings)), audience, clock()
         )
         previous = tokenfile.fresh_token(path, audience, clock(), 0)
-        if previous is not None and previous.expires_at > token.expires_at and not settings.force:
+        if previous is not None and previous.expires_at > token.expires_at and not force:
             token = previous  # never trade a longer-lived valid token for a shorter one
         tokenfile.write_atomic(path, token.raw.encode("ascii"), settings.mode, gid)
     return SyncResult(token, wrote=True)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from .. import TYPE_CHECKING
 from ..errors import UsageError
+from ..options import for_command
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,3 +40,33 @@ def hook_snippet(shell: str, command: Sequence[str]) -> str:
         line = " ".join(_quote_powershell(word) for word in command)
         return f"function az {{ & {line} -- @args }}\n"
     raise UsageError(f"unknown shell {shell!r}", f"use one of: {', '.join(SHELLS)}")
+
+
+def _self_command() -> list[str]:
+    """How the hook calls us back: this console script by absolute path, else ``python -m``."""
+    script = sys.argv[0]
+    if os.path.basename(script) == "azfed-helper" and os.path.isfile(script):
+        return [os.path.abspath(script)]
+    return [sys.executable, "-m", "azfed_helper"]
+
+
+def hook_command(namespace: object) -> list[str]:
+    """``azfed-helper az`` with the options of ``az`` given on this command line, as arguments.
+
+    The hook runs later, from any directory, so path values are made absolute (a bare program
+    name such as ``az`` stays a name looked up on PATH).
+    """
+    words = [*_self_command(), "az"]
+    for option in for_command("az"):
+        value = getattr(namespace, option.dest, None)
+        if value is None or value is False:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if not option.takes_value:
+                words.append(option.flag)
+                continue
+            text = str(item)
+            if option.is_path or (option.dest == "az" and os.sep in text):
+                text = os.path.abspath(text)
+            words += [option.flag, text]
+    return words

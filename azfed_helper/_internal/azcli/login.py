@@ -60,26 +60,18 @@ def token_settings(settings: Settings) -> Settings:
     """The settings with a token file: the configured one, else a private one in our cache."""
     if settings.token_file:
         return settings
-    import copy
-
     from ..entra import cache
 
-    private = copy.copy(settings)
-    private.token_file = os.path.join(cache.cache_dir(settings), TOKEN_FILE)
-    private.mode = 0o600
-    private.create_dirs = True
-    return private
+    private = os.path.join(cache.cache_dir(settings), TOKEN_FILE)
+    return settings.replace(token_file=private, mode=0o600, create_dirs=True)
 
 
 def validate(settings: Settings, cloud: Cloud, token: IdToken) -> None:
     """Make Entra judge the assertion now, so a token az would accept from its cache but Entra
     would refuse fails here, loudly, with the AADSTS explanation."""
-    import copy
-
     from ..entra.exchange import Exchange
 
-    against = copy.copy(settings)
-    against.authority_host = cloud.authority
+    against = settings.replace(authority_host=cloud.authority)
     exchange = Exchange(against, _Presented(token), persistent=False)
     try:
         exchange.acquire([cloud.resource + "/.default"])

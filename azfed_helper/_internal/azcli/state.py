@@ -63,18 +63,17 @@ class Target:
         self.az = az or None
 
 
-def target_from_args(settings: Settings, flags: object) -> Target:
-    """The target the hook options name (``az-login``, ``az``; absent attributes read as None).
+def target_from_settings(settings: Settings) -> Target:
+    """The target the settings name (``az-login``, ``az``, the daemon's ``--az-login``).
 
     Only an authority the user chose (flag, AZURE_AUTHORITY_HOST, config file) pins the cloud;
     otherwise az's current cloud decides, so a US Gov profile works without configuration.
     """
-    chosen = settings.origins.get("authority_host", "default") != "default"
     return Target(
         settings,
-        authority=settings.authority_host if chosen else None,
-        subscription=getattr(flags, "subscription", None),
-        az=getattr(flags, "az", None),
+        authority=settings.authority_host if settings.given("authority_host") else None,
+        subscription=settings.subscription,
+        az=settings.az,
     )
 
 

@@ -15,11 +15,9 @@ from ..config import resolve
 from ..durations import format_duration
 from ..entra.assertion import MIN_PRESENTED_LIFETIME
 from ..errors import AzfedError
-from .az_login import add_hook_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_hook_options(parser)
     parser.add_argument(
         "az_args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="arguments for az"
     )
@@ -27,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
-    target = state.target_from_args(settings, args)
+    target = state.target_from_settings(settings)
     az_args = args.az_args[1:] if args.az_args[:1] == ["--"] else args.az_args
     try:
         login.ensure(settings, target)

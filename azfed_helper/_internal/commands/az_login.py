@@ -7,36 +7,15 @@ is answered by fastpath.py without reaching this module; here run the refresh an
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-from .. import options
 from ..azcli import hooks, login, state
 from ..config import resolve
 from ..durations import format_duration
 
 
-def add_hook_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared with ``azfed-helper az`` (and mirrored in fastpath.AZ_LOGIN_VALUES)."""
-    options.add_token_file(parser)
-    options.add_source(parser)
-    options.add_azure(parser)
-    group = parser.add_argument_group("Azure CLI")
-    group.add_argument("--az", metavar="PATH", help="the az executable (default: az on PATH)")
-    group.add_argument(
-        "--subscription",
-        metavar="ID_OR_NAME",
-        help="subscription to select at login (default: none, so login makes no ARM call)",
-    )
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_hook_options(parser)
-    parser.add_argument(
-        "--force", action="store_true", default=None, help="log in again even if az is current"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     parser.add_argument(
         "--print-hook",
         choices=hooks.SHELLS,
@@ -46,38 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# Hook options whose values are file paths (made absolute in the printed hook).
-_PATH_OPTIONS = frozenset({"token_file", "credentials", "config", "az"})
-
-
-def _self_command() -> list[str]:
-    """How the hook calls us back: this console script by absolute path, else ``python -m``."""
-    script = sys.argv[0]
-    if os.path.basename(script) == "azfed-helper" and os.path.isfile(script):
-        return [os.path.abspath(script)]
-    return [sys.executable, "-m", "azfed_helper"]
-
-
-def hook_command(args: argparse.Namespace) -> list[str]:
-    """``azfed-helper az`` with the hook options given on this command line."""
-    from ..fastpath import AZ_LOGIN_VALUES, CONFIG_VALUES
-
-    command = [*_self_command(), "az"]
-    for option, dest in {**AZ_LOGIN_VALUES, **CONFIG_VALUES}.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            # The hook runs from any directory: paths given relative to this one must not move.
-            text = os.path.abspath(value) if dest in _PATH_OPTIONS else str(value)
-            command += [option, text]
-    return command
-
-
 def run(args: argparse.Namespace) -> int:
     if args.print_hook:
-        sys.stdout.write(hooks.hook_snippet(args.print_hook, hook_command(args)))
+        sys.stdout.write(hooks.hook_snippet(args.print_hook, hooks.hook_command(args)))
         return 0
     settings = resolve(args)
-    target = state.target_from_args(settings, args)
+    target = state.target_from_settings(settings)
     done = login.ensure(settings, target, force=bool(args.force))
     if done is not None and not args.quiet:
         left = format_duration(done.token.remaining(time.time()))

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 import argparse
 
-from .. import logs, options
+from .. import logs
 from ..config import Settings, resolve
 from ..errors import UsageError
+from ..options import BY_DEST
 from ..sidecar import schedule as refresh
 from ..sidecar.supervisor import Supervisor
-from .serve import add_endpoint_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    options.add_token_file(parser)
-    options.add_source(parser)
-    options.add_file_writing(parser)
-    options.add_azure(parser)
-    options.add_cache(parser)
     endpoint = parser.add_argument_group("managed-identity endpoint")
     endpoint.add_argument(
         "--identity-endpoint",
         action="store_true",
         help="also serve the managed-identity endpoint, as `azfed-helper serve` does",
     )
-    add_endpoint_options(endpoint)
     group = parser.add_argument_group("daemon")
     group.add_argument(
         "--once",
@@ -37,33 +31,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write once and exit, exactly like `write` (init containers)",
     )
     group.add_argument(
-        "--min-remaining",
-        metavar="DURATION",
-        help="least lifetime that counts as ready on /readyz (env AZFED_MIN_REMAINING; default "
-        "10m: the readers' reuse window); must be below --refresh-margin",
-    )
-    group.add_argument(
-        "--max-backoff",
-        metavar="DURATION",
-        help="longest wait between retries when the source fails (env AZFED_MAX_BACKOFF; default 1m)",
-    )
-    group.add_argument(
         "--remove-on-exit", action="store_true", help="delete the token file on a clean stop"
     )
-    group.add_argument(
-        "--health-addr",
-        metavar="HOST:PORT",
-        help="serve /livez, /readyz and /metrics there (:PORT means 127.0.0.1; env "
-        "AZFED_HEALTH_ADDR; default off)",
-    )
-    options.add_logging(group)
     # A flag plus a trailing positional: argparse keeps "--" and what follows for a positional
     # REMAINDER, while an optional's REMAINDER rejects "--" inside a subcommand.
     group.add_argument(
         "--exec",
         dest="exec_flag",
         action="store_true",
-        help="after the first write run CMD (with AZURE_FEDERATED_TOKEN_FILE set), pass it "
+        help=f"after the first write run CMD (with {BY_DEST['token_file'].env} set), pass it "
         "signals and exit with its status; write it last: --exec -- CMD [ARGS...]",
     )
     group.add_argument(
@@ -78,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
     if args.once:
         _refuse_with_once(args)
-        from .write import run as write_once
+        from .write import write_once
 
-        return write_once(args)
+        return write_once(settings, quiet=bool(args.quiet))
     command = _exec_argv(args)
     policy = _policy(settings)
     settings.require_token_file()
@@ -94,7 +70,7 @@ def _refuse_with_once(args: argparse.Namespace) -> None:
         flag
         for flag, given in (
             ("--exec", args.exec_flag or bool(args.exec_argv)),
-            ("--health-addr", args.health_addr),
+            (BY_DEST["health_addr"].flag, args.health_addr),
             ("--identity-endpoint", args.identity_endpoint),
             ("--az-login", args.az_login),
             ("--remove-on-exit", args.remove_on_exit),
@@ -123,11 +99,12 @@ def _exec_argv(args: argparse.Namespace) -> list[str] | None:
 
 
 def _policy(settings: Settings) -> refresh.Policy:
+    low = BY_DEST["min_remaining"]
     if settings.min_remaining >= settings.refresh_margin:
         raise UsageError(
-            f"--min-remaining ({settings.min_remaining}s) must be below the refresh margin "
+            f"{low.flag} ({settings.min_remaining}s) must be below the refresh margin "
             f"({settings.refresh_margin}s)",
-            "otherwise /readyz fails before every refresh; lower --min-remaining or raise "
-            "--refresh-margin",
+            f"otherwise /readyz fails before every refresh; lower {low.flag} or raise "
+            f"{BY_DEST['refresh_margin'].flag}",
         )
     return refresh.Policy(settings.refresh_margin, max_backoff=settings.max_backoff)

@@ -5,24 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import options
 from ..config import resolve
 from ..errors import EXIT_OK, EXIT_RUNTIME
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    options.add_token_file(parser)
-    options.add_source(parser)
-    options.add_file_writing(parser)
-    options.add_azure(parser)
-    options.add_cache(parser)
-    parser.add_argument(
-        "--scope",
-        dest="scopes",
-        action="append",
-        metavar="SCOPE",
-        help="scope for the test exchange (repeatable; default https://management.azure.com/.default)",
-    )
     parser.add_argument(
         "--reader",
         action="append",
@@ -30,7 +17,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="USER",
         help="check that this user can read the token file (repeatable)",
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,9 +10,9 @@ import argparse
 import json
 import os
 
-from .. import options
 from ..config import Settings, resolve
 from ..identity import envfile as mi_env
+from ..options import BY_DEST
 
 # Terraform's azurerm/azuread providers name sovereign clouds by environment, not by host.
 _TERRAFORM_ENVIRONMENTS = {
@@ -22,9 +22,6 @@ _TERRAFORM_ENVIRONMENTS = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    options.add_token_file(parser)
-    options.add_azure(parser)
-    options.add_cache(parser)
     parser.add_argument(
         "--for",
         dest="consumer",
@@ -34,12 +31,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "managed-identity: IDENTITY_ENDPOINT/IDENTITY_HEADER of the running `azfed-helper serve`",
     )
     parser.add_argument(
-        "--env-file",
-        metavar="FILE",
-        help="with --for managed-identity: the file `serve --env-file` wrote "
-        f"(default <cache dir>/{mi_env.ENV_FILE_NAME})",
-    )
-    parser.add_argument(
         "--format",
         choices=("sh", "json"),
         default="sh",
@@ -47,25 +38,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# The settings an Azure SDK reads from the environment, in the order printed; their variable
+# names are the options' own (options.OPTIONS).
+_AZURE_SETTINGS = ("client_id", "tenant_id", "token_file", "authority_host")
+
+
+def _azure_values(settings: Settings) -> dict[str, str]:
+    settings.require("client_id", "tenant_id", "token_file")  # every missing one in one error
+    values = {name: str(getattr(settings, name)) for name in _AZURE_SETTINGS}
+    values["token_file"] = os.path.abspath(values["token_file"])
+    return values
+
+
 def azure_variables(settings: Settings) -> dict[str, str]:
     """The four variables the Azure SDKs' workload identity credential reads."""
-    tenant_id, client_id = settings.require_app()
-    return {
-        "AZURE_CLIENT_ID": client_id,
-        "AZURE_TENANT_ID": tenant_id,
-        "AZURE_FEDERATED_TOKEN_FILE": os.path.abspath(settings.require_token_file()),
-        "AZURE_AUTHORITY_HOST": settings.authority_host,
-    }
+    return {str(BY_DEST[name].env): value for name, value in _azure_values(settings).items()}
 
 
 def terraform_variables(settings: Settings) -> dict[str, str]:
     """What the azurerm/azuread providers read to use the same token file (OIDC)."""
-    azure = azure_variables(settings)
+    azure = _azure_values(settings)
     variables = {
         "ARM_USE_OIDC": "true",
-        "ARM_OIDC_TOKEN_FILE_PATH": azure["AZURE_FEDERATED_TOKEN_FILE"],
-        "ARM_CLIENT_ID": azure["AZURE_CLIENT_ID"],
-        "ARM_TENANT_ID": azure["AZURE_TENANT_ID"],
+        "ARM_OIDC_TOKEN_FILE_PATH": azure["token_file"],
+        "ARM_CLIENT_ID": azure["client_id"],
+        "ARM_TENANT_ID": azure["tenant_id"],
     }
     host = settings.authority_host.removeprefix("https://").rstrip("/")
     if host in _TERRAFORM_ENVIRONMENTS:
@@ -91,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
     unset: tuple[str, ...] = ()
     if args.consumer == "managed-identity":
-        variables = managed_identity_variables(settings, args.env_file)
+        variables = managed_identity_variables(settings, settings.env_file)
         # IDENTITY_SERVER_THUMBPRINT would switch clients to Service Fabric's protocol.
         unset = (mi_env.SERVICE_FABRIC_VARIABLE,)
     elif args.consumer == "terraform":

@@ -1,7 +1,7 @@
 """``azfed-helper serve``: a local managed-identity endpoint for az and every Azure SDK.
 
-Runs until SIGTERM/SIGINT. The endpoint options are shared with
-``daemon --identity-endpoint``, which runs the same server next to its token-file loop.
+Runs until SIGTERM/SIGINT. ``daemon --identity-endpoint`` runs the same server (with the same
+options) next to its token-file loop.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 
-from .. import TYPE_CHECKING, logs, options
+from .. import TYPE_CHECKING, logs
 from ..config import resolve
 from ..identity import envfile as mi_env
 from ..identity.endpoint import start_endpoint
@@ -22,57 +22,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("azfed_helper.serve")
 
 
-def add_endpoint_options(group: argparse._ArgumentGroup) -> None:
-    """The endpoint's own options (also offered by ``daemon --identity-endpoint``)."""
-    group.add_argument(
-        "--port",
-        type=int,
-        default=mi_env.DEFAULT_PORT,
-        help=f"port to listen on (default {mi_env.DEFAULT_PORT}; 0 picks a free one)",
-    )
-    group.add_argument(
-        "--bind",
-        metavar="HOST",
-        default="127.0.0.1",
-        help="address to listen on (default 127.0.0.1; others need --allow-remote)",
-    )
-    group.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="allow a non-loopback --bind: anyone who can reach it and knows the secret gets tokens",
-    )
-    group.add_argument(
-        "--secret-file",
-        metavar="FILE",
-        help="read the X-IDENTITY-HEADER secret from FILE (default: a new random one per start)",
-    )
-    group.add_argument(
-        "--env-file",
-        metavar="FILE",
-        help="where to write IDENTITY_ENDPOINT/IDENTITY_HEADER/NO_PROXY for shells, mode 0600 "
-        f"(default <cache dir>/{mi_env.ENV_FILE_NAME})",
-    )
-    group.add_argument(
-        "--imds",
-        action="store_true",
-        help="also answer IMDS-shaped requests that carry no secret (Metadata: true only); any "
-        "local process can then get tokens",
-    )
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    options.add_azure(parser)
-    options.add_cache(parser)
-    options.add_token_file(parser)
-    options.add_source(parser)
-    group = parser.add_argument_group("managed-identity endpoint")
-    add_endpoint_options(group)
-    group.add_argument(
+    parser.add_argument(
         "--print-env",
         action="store_true",
         help="also print the variables (with the secret) on stdout once listening",
     )
-    options.add_logging(group)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,22 +9,10 @@ import argparse
 import json
 import time
 
-from .. import idtoken, options, tokenfile
+from .. import idtoken, tokenfile
 from ..config import resolve
 from ..durations import format_duration
 from ..errors import EXIT_RUNTIME, AzfedError
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    options.add_token_file(parser)
-    parser.add_argument("--audience", metavar="AUD", help="expected audience (env AZFED_AUDIENCE)")
-    parser.add_argument(
-        "--min-remaining",
-        metavar="DURATION",
-        help="least lifetime that still counts as healthy (env AZFED_MIN_REMAINING; default 10m: "
-        "the readers' reuse window)",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _iso(epoch: float) -> str:

@@ -10,39 +10,9 @@ import argparse
 import os
 import time
 
-from .. import formats, options
-from ..config import OUTPUTS, Settings, resolve
+from .. import formats
+from ..config import Settings, resolve
 from ..entra import cache
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    what = parser.add_argument_group("what to request")
-    what.add_argument(
-        "--scope",
-        dest="scopes",
-        action="append",
-        metavar="SCOPE",
-        help="scope to request, repeatable, e.g. https://storage.azure.com/.default "
-        "(env AZFED_SCOPES, space-separated)",
-    )
-    what.add_argument(
-        "--resource",
-        metavar="URL",
-        help="resource as az takes it: https://management.azure.com requests "
-        "https://management.azure.com/.default",
-    )
-    what.add_argument(
-        "--output",
-        "-o",
-        choices=OUTPUTS,
-        help="raw: the token only (default); json: as `az account get-access-token -o json`; "
-        "exec-credential: a Kubernetes ExecCredential (default scope: AKS); "
-        f"env: `export {formats.ENV_NAME}=...`",
-    )
-    options.add_azure(parser)
-    options.add_cache(parser)
-    options.add_token_file(parser)
-    options.add_source(parser)
 
 
 def access_token(settings: Settings) -> cache.AccessToken:

@@ -58,14 +58,18 @@ def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServ
     from ..httpserve import is_loopback
     from .server import IdentityServer
 
-    if not is_loopback(args.bind) and not args.allow_remote:
+    if not is_loopback(settings.bind) and not args.allow_remote:
         raise UsageError(
-            f"refusing to serve managed-identity tokens on non-loopback address {args.bind}",
+            f"refusing to serve managed-identity tokens on non-loopback address {settings.bind}",
             "keep the default 127.0.0.1, or pass --allow-remote if other hosts really must reach it",
         )
-    secret = read_secret(args.secret_file) if args.secret_file else secrets.token_urlsafe(32)
-    server = IdentityServer(settings, secret, host=args.bind, port=args.port, imds=args.imds)
-    env_file = args.env_file or mi_env.default_env_file(settings)
+    secret = (
+        read_secret(settings.secret_file) if settings.secret_file else secrets.token_urlsafe(32)
+    )
+    server = IdentityServer(
+        settings, secret, host=settings.bind, port=settings.port, imds=args.imds
+    )
+    env_file = settings.env_file or mi_env.default_env_file(settings)
     server.start()
     try:
         server.publish(env_file)

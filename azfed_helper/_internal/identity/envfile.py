@@ -18,7 +18,6 @@ from ..errors import AzfedError, UsageError
 if TYPE_CHECKING:
     from ..config import Settings
 
-DEFAULT_PORT = 50342
 ENV_FILE_NAME = "identity-endpoint.env"
 LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost")
 # Its presence switches MSAL, azure-identity and the Go/.NET SDKs to Service Fabric's protocol.

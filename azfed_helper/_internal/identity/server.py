@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from .. import TYPE_CHECKING, httpserve
 from ..entra import aadsts, cache
 from ..errors import AzfedError, InvalidTokenError, UsageError
+from ..options import DEFAULT_PORT
 from . import envfile as mi_env
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ class IdentityServer:
         secret: str,
         *,
         host: str = "127.0.0.1",
-        port: int = mi_env.DEFAULT_PORT,
+        port: int = DEFAULT_PORT,
         imds: bool = False,
         exchange: Exchange | None = None,
         clock: Callable[[], float] = time.time,

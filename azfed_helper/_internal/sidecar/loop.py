@@ -131,8 +131,7 @@ class Sidecar:
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         # A due refresh must fetch even while the file has more than the margin left; sync_once
         # still never trades a longer-lived token in the file for a shorter one.
-        self._due = copy.copy(settings)
-        self._due.refresh_margin = MAX_LIFETIME
+        self._due = settings.replace(refresh_margin=MAX_LIFETIME)
         self._step_budget = _LOCK_WAIT + 4 * settings.source_timeout + WAKE_GRACE
         self._stopping = threading.Event()
         self._wake = threading.Event()

@@ -15,6 +15,7 @@ import subprocess
 
 from .. import TYPE_CHECKING
 from ..errors import EXIT_OK
+from ..options import BY_DEST
 from ..sources import child_fetch
 from . import systemd
 from .loop import Sidecar
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .schedule import Policy
 
 log = logging.getLogger("azfed_helper.daemon")
+_TOKEN_FILE_VARIABLE = str(BY_DEST["token_file"].env)
 
 # Messages to the main thread besides signal numbers.
 _WRITTEN = -1  # a token was written (starts the --exec child after the first one)
@@ -148,7 +150,7 @@ class Supervisor:
     def _start_child(self) -> bool:
         assert self.command is not None
         env = dict(os.environ)
-        env["AZURE_FEDERATED_TOKEN_FILE"] = os.path.abspath(self.settings.require_token_file())
+        env[_TOKEN_FILE_VARIABLE] = os.path.abspath(self.settings.require_token_file())
         try:
             self.child = subprocess.Popen(self.command, env=env)
         except OSError as exc:

@@ -110,7 +110,7 @@ def main() -> int:
 
     try:
         values = json.loads(sys.stdin.read())
-        settings = Settings(**{name: values[name] for name in FIELDS})
+        settings = Settings({name: values[name] for name in FIELDS})
         reply: dict[str, object] = {"token": google_source.fetch(settings)}
     except AzfedError as exc:
         reply = {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
