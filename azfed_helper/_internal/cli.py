@@ -126,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
+    if args.command not in ("daemon", "serve"):  # those log through logs.setup
+        from .net import show_retry_notices
+
+        show_retry_notices()
     try:
         result: int = args._run(args)
         return result

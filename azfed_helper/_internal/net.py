@@ -4,21 +4,22 @@ A failed request from ``requests`` reads as a 700-character urllib3 repr; users 
 and the reason in a few words. A CA bundle named in the environment that no longer exists surfaces
 from ``requests`` as a bare ``OSError`` at request time; it is checked first and named instead.
 Retries that make a user wait are announced on the ``azfed_helper.retry`` logger, which stays
-silent in library use (a ``NullHandler``) until the CLI or the daemon's logging shows it.
-Standard library only: ``requests`` is imported where an exception from it is read.
+silent in library use (a ``NullHandler``) unless the CLI or the daemon's logging shows it.
+Light: ``logging`` and ``requests`` are imported only where a retry or a failure is handled.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
+from . import TYPE_CHECKING
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    import logging
+
 RETRY_LOGGER = "azfed_helper.retry"
-retry_log = logging.getLogger(RETRY_LOGGER)
-retry_log.addHandler(logging.NullHandler())  # no stray prints from logging's last resort
 # requests reads these (first non-empty wins) for https requests whose verify is left default.
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 UNRESOLVED = "the host name does not resolve"
@@ -103,8 +104,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def announce_retry(problem: str, delay: float, attempt: int, attempts: int) -> None:
     """Say why and how long we wait before ``attempt`` (of ``attempts``)."""
+    import logging
+
     level = logging.WARNING if delay >= NOTICEABLE else logging.INFO
-    retry_log.log(
+    _retry_log().log(
         level,
         "%s; retrying in %s (attempt %d of %d)",
         problem,
@@ -115,25 +118,29 @@ def announce_retry(problem: str, delay: float, attempt: int, attempts: int) -> N
     )
 
 
-class _Stderr(logging.Handler):
-    """``azfed-helper: MESSAGE`` on whatever ``sys.stderr`` is when the record comes."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.setFormatter(logging.Formatter("azfed-helper: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
-        except Exception:  # a closed stderr must not break the command
-            self.handleError(record)
-
-
 def show_retry_notices() -> None:
-    """For foreground commands: retry notices go to stderr as ``azfed-helper: ...`` lines."""
-    for handler in list(retry_log.handlers):
-        if isinstance(handler, _Stderr):
-            retry_log.removeHandler(handler)
-    retry_log.addHandler(_Stderr())
-    retry_log.propagate = False
+    """For foreground commands (the CLI calls this): retry notices that make the user wait go to
+    stderr as ``azfed-helper: ...`` lines. Costs nothing until a retry happens."""
+    _notices["stderr"] = True
+
+
+_notices = {"stderr": False}
+
+
+def _retry_log() -> logging.Logger:
+    """The retry logger, given its handler on first use: stderr for the CLI's foreground
+    commands; otherwise a NullHandler (records still propagate to the daemon's or the library
+    user's logging, but Python's last-resort handler never prints them)."""
+    import logging
+
+    log = logging.getLogger(RETRY_LOGGER)
+    if not log.handlers:
+        if _notices["stderr"]:
+            handler: logging.Handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("azfed-helper: %(message)s"))
+            handler.setLevel(logging.WARNING)
+            log.propagate = False
+        else:
+            handler = logging.NullHandler()
+        log.addHandler(handler)
+    return log

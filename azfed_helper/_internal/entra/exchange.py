@@ -143,7 +143,8 @@ class Exchange:
         for attempt in range(ATTEMPTS):
             if attempt:
                 delay = self.backoff * 2 ** (attempt - 1)
-                net.announce_retry(self._problem(failure), delay, attempt + 1, ATTEMPTS)
+                problem = f"Entra at {self.settings.authority_host}: {self._reason(failure)}"
+                net.announce_retry(problem, delay, attempt + 1, ATTEMPTS)
                 self.sleep(delay)
             http_cache = _restore(self._http_records, self.settings.authority_host)
             before = time.time()
@@ -166,7 +167,7 @@ class Exchange:
             return self._result(result, before)
         raise ExchangeError(
             f"cannot get a token from Entra at {self.settings.authority_host} after {ATTEMPTS} "
-            f"attempts: {self._problem(failure)}",
+            f"attempts: {self._reason(failure)}",
             "check network access to the authority host (proxy, firewall, DNS) and "
             "https://azure.status.microsoft for outages",
         ) from failure
@@ -179,16 +180,16 @@ class Exchange:
             self._assertion_failure = exc
             raise
 
-    def _problem(self, exc: BaseException | None) -> str:
-        """What went wrong with an Entra request, in a few words."""
+    def _reason(self, exc: BaseException | None) -> str:
+        """Why an Entra request failed, in a few words."""
         import requests
 
         if isinstance(exc, requests.HTTPError) and exc.response is not None:
-            return f"Entra answered HTTP {exc.response.status_code}"
+            return f"HTTP {exc.response.status_code}"
         if isinstance(exc, requests.Timeout):
-            return f"Entra gave no answer within {net.seconds(self.settings.entra_timeout)}"
+            return f"no answer within {net.seconds(self.settings.entra_timeout)}"
         if isinstance(exc, requests.RequestException):
-            return f"cannot reach Entra at {self.settings.authority_host} ({net.reason(exc)})"
+            return net.reason(exc)
         if exc is None:
             return "no attempt made"
         text = str(exc).strip().splitlines()

@@ -40,7 +40,8 @@ _KNOWN_TYPES = ("impersonated_service_account", *_SOURCE_TYPES)
 _REQUEST_BUDGET = 3
 # On top of that, for a fetch process to start and report (see total_source_budget).
 _SLACK = 2.0
-# Refused connections and these answers are retried, this many attempts, pausing 0.5 s, 1 s.
+# These answers (and the metadata server's refused connections) are retried: this many
+# attempts, pausing 0.5 s, then 1 s.
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ATTEMPTS = 3
 _BACKOFF = 0.5
@@ -187,7 +188,7 @@ def _unreachable_hint(source: Source) -> str:
 
 def _unreachable_error(exc: _Unreachable, source: Source) -> SourceError:
     """One line naming the endpoint and what went wrong; off Google Cloud, say that plainly."""
-    if source.kind == "metadata" and exc.url.startswith(_metadata_root()) and not exc.answered:
+    if source.kind == "metadata" and _is_metadata(exc.url) and not exc.answered:
         return SourceError(
             f"cannot reach the Google token source: no metadata server answered at "
             f"{_metadata_host()} ({exc.reason}) and GOOGLE_APPLICATION_CREDENTIALS is not set",
@@ -218,8 +219,8 @@ class _Transport:
     """google-auth's requests transport, bounded: every request waits at most ``timeout``
     seconds and all of one fetch's requests together at most ``_REQUEST_BUDGET`` times that.
 
-    Refused connections and 5xx/429 answers are retried here (a few times, shortly); a request
-    that got no answer in time is not. Failures leave as :class:`_Unreachable`, never as
+    5xx/429 answers, and failed connections to the metadata server, are retried here (a few
+    times, shortly); a request that got no answer in time is not. Failures leave as :class:`_Unreachable`, never as
     google-auth's TransportError, so google-auth's own retry loops (five metadata attempts with
     up to 8 s pauses) never run: the bound holds whatever the source.
     """
@@ -266,7 +267,7 @@ class _Transport:
             delay = _BACKOFF * 2 ** (attempt - 1)
             if final or attempt == _ATTEMPTS or self._remaining(url) <= delay:
                 raise failure
-            net.announce_retry(str(failure), delay, attempt + 1, _ATTEMPTS)
+            net.announce_retry(f"Google: {failure}", delay, attempt + 1, _ATTEMPTS)
             self._sleep(delay)
         raise AssertionError("not reached: the last attempt returns or raises")
 
@@ -290,8 +291,9 @@ def _failure(url: str, cause: BaseException, limit: float) -> tuple[_Unreachable
         failure, final = _Unreachable(url, f"no answer within {net.seconds(limit)}"), True
     else:
         problem = net.reason(cause)
-        # An unknown host name or a refused certificate will not change within a second.
-        final = net.is_tls_failure(cause) or problem == net.UNRESOLVED
+        # As google-auth does: only the metadata server, which restarts now and then, gets
+        # another try after a failed connection; and never for a name that does not resolve.
+        final = problem == net.UNRESOLVED or not _is_metadata(url) or net.is_tls_failure(cause)
         failure = _Unreachable(url, problem)
     failure.__cause__ = cause
     return failure, final
@@ -301,6 +303,10 @@ def _metadata_host() -> str:
     """The metadata server's ``host[:port]``, read now (google-auth reads it at import time)."""
     host = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT")
     return host or "metadata.google.internal"
+
+
+def _is_metadata(url: str) -> bool:
+    return url.startswith(f"http://{_metadata_host()}/")
 
 
 def _metadata_root() -> str:
