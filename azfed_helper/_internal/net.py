@@ -23,7 +23,7 @@ RETRY_LOGGER = "azfed_helper.retry"
 # requests reads these (first non-empty wins) for https requests whose verify is left default.
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 UNRESOLVED = "the host name does not resolve"
-# Waits this long or longer are announced at WARNING (shown by foreground commands).
+# Waits longer than this are announced at WARNING (shown by foreground commands).
 NOTICEABLE = 1.0
 
 
@@ -106,7 +106,7 @@ def announce_retry(problem: str, delay: float, attempt: int, attempts: int) -> N
     """Say why and how long we wait before ``attempt`` (of ``attempts``)."""
     import logging
 
-    level = logging.WARNING if delay >= NOTICEABLE else logging.INFO
+    level = logging.WARNING if delay > NOTICEABLE else logging.INFO
     _retry_log().log(
         level,
         "%s; retrying in %s (attempt %d of %d)",
