@@ -154,7 +154,8 @@ class Exchange:
                 result = app.acquire_token_for_client(scopes, claims_challenge=claims_challenge)
             except Exception as exc:
                 if self._assertion_failure is not None:
-                    raise _source_failure(self._assertion_failure) from None
+                    error = _source_failure(self._assertion_failure)
+                    raise error from error.__cause__  # not chained to MSAL's frames
                 if not isinstance(
                     exc, (requests.RequestException, msal.exceptions.MsalServiceError)
                 ):
@@ -182,10 +183,13 @@ class Exchange:
 
     def _reason(self, exc: BaseException | None) -> str:
         """Why an Entra request failed, in a few words."""
+        import msal.exceptions
         import requests
 
         if isinstance(exc, requests.HTTPError) and exc.response is not None:
             return f"HTTP {exc.response.status_code}"
+        if isinstance(exc, msal.exceptions.MsalServiceError) and str(exc).startswith("HTTP Error"):
+            return "HTTP" + str(exc)[len("HTTP Error:") :]  # MSAL's words for a 5xx
         if isinstance(exc, requests.Timeout):
             return f"no answer within {net.seconds(self.settings.entra_timeout)}"
         if isinstance(exc, requests.RequestException):
