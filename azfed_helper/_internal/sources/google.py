@@ -220,9 +220,10 @@ class _Transport:
     seconds and all of one fetch's requests together at most ``_REQUEST_BUDGET`` times that.
 
     5xx/429 answers, and failed connections to the metadata server, are retried here (a few
-    times, shortly); a request that got no answer in time is not. Failures leave as :class:`_Unreachable`, never as
-    google-auth's TransportError, so google-auth's own retry loops (five metadata attempts with
-    up to 8 s pauses) never run: the bound holds whatever the source.
+    times, shortly); a request that got no answer in time is not. Failures leave as
+    :class:`_Unreachable`, never as google-auth's TransportError, so google-auth's own retry
+    loops (five metadata attempts with up to 8 s pauses) never run: the bound holds whatever
+    the source.
     """
 
     def __init__(
@@ -262,8 +263,7 @@ class _Transport:
             else:
                 if response.status not in _RETRY_STATUSES:
                     return response
-                failure = _Unreachable(url, f"HTTP {response.status}", answered=True)
-                final = attempt == _ATTEMPTS
+                failure, final = _Unreachable(url, f"HTTP {response.status}", answered=True), False
             delay = _BACKOFF * 2 ** (attempt - 1)
             if final or attempt == _ATTEMPTS or self._remaining(url) <= delay:
                 raise failure
