@@ -19,15 +19,12 @@ class SilentServer:
         self._socket.bind(("127.0.0.1", 0))
         self._socket.listen(16)
         self._socket.settimeout(0.1)
+        self.address = f"127.0.0.1:{self._socket.getsockname()[1]}"
         self._held: list[socket.socket] = []
         self._stop = threading.Event()
         self.accepted = 0
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self._socket.getsockname()[1]}"
 
     @property
     def url(self) -> str:

@@ -287,3 +287,24 @@ def test_missing_ca_bundle_for_an_https_token_uri_is_named(
     assert done.returncode == 2
     assert f"CURL_CA_BUNDLE names the CA bundle {gone}, which does not exist" in done.stderr
     assert "internal error" not in done.stderr
+
+
+def test_the_daemons_fetch_child_ends_within_the_same_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The daemon fetches in a child process and kills it past total_source_budget; a silent
+    source makes the child itself give up first, with its own message."""
+    from azfed_helper._internal.sources import child_fetch
+
+    with SilentServer() as silent:
+        monkeypatch.setenv("GCE_METADATA_HOST", silent.address)
+        config = settings(source_timeout="1s")
+        started = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            child_fetch.fetch(config)
+        took = time.monotonic() - started
+    assert google_source.total_source_budget(config) == 3 * 1 + 2
+    assert took < google_source.total_source_budget(config)
+    assert f"no metadata server answered at {silent.address} (no answer within 1s)" in str(
+        info.value
+    )
