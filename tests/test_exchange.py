@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +19,14 @@ import pytest
 
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.entra import cache
+from azfed_helper._internal.entra import exchange as exchange_module
 from azfed_helper._internal.entra.aadsts import EntraError
 from azfed_helper._internal.entra.exchange import Exchange
-from azfed_helper._internal.errors import ExchangeError
+from azfed_helper._internal.errors import ExchangeError, SourceError, UsageError
 from azfed_helper.emulator import FederatedCredential
 
-from .conftest import make_jwt
+from .conftest import cli_env, make_jwt, run_cli
+from .netservers import closed_port
 
 SCOPES = ["https://management.azure.com/.default"]
 
@@ -174,7 +179,7 @@ def test_unreachable_entra(emulator: Any, token_file: Path) -> None:
     with pytest.raises(ExchangeError) as info:
         Exchange(settings(authority_host="https://127.0.0.1:9"), sleep=no_sleep).acquire(SCOPES)
     assert "https://127.0.0.1:9" in str(info.value)
-    assert "ConnectionError" in str(info.value)
+    assert "connection refused" in str(info.value)
 
 
 def test_corrupt_cache_is_set_aside_and_rebuilt(
@@ -191,3 +196,224 @@ def test_corrupt_cache_is_set_aside_and_rebuilt(
     assert (directory / cache.TOKEN_CACHE).stat().st_mode & 0o777 == 0o600
     assert directory.stat().st_mode & 0o777 == 0o700
     assert json.loads((directory / cache.TOKEN_CACHE).read_text())["AccessToken"]
+
+
+# -- network edges: the assertion's failures, TLS, CA bundles, retry notices ---------------
+
+TARGET = "other@emulated-project.iam.gserviceaccount.com"
+
+
+def test_a_google_failure_is_the_sources_reported_once(
+    emulator: Any, emulator_env: dict[str, str], tmp_path: Path
+) -> None:
+    """MSAL asks for the assertion mid-request: its failure is not Entra's and is not retried."""
+    key = emulator.write_service_account_key(tmp_path / "key.json")
+    closed = closed_port()
+    delays: list[float] = []
+    exchange = Exchange(
+        settings(credentials=str(key), impersonate=TARGET, iam_endpoint=f"http://{closed}"),
+        persistent=False,
+        sleep=delays.append,
+    )
+    with pytest.raises(SourceError) as info:
+        exchange.acquire(SCOPES)
+    assert f"http://{closed}/v1/projects/-/serviceAccounts/{TARGET}:generateIdToken" in str(
+        info.value
+    )
+    assert "connection refused" in str(info.value)
+    assert "attempts" not in str(info.value)
+    assert delays == []
+    assert emulator.counts["entra.token"] == 0
+
+
+def test_an_unexpected_assertion_failure_is_wrapped_once(
+    emulator: Any, emulator_env: dict[str, str]
+) -> None:
+    calls: list[int] = []
+
+    def broken() -> str:
+        calls.append(1)
+        raise RuntimeError("disk on fire")
+
+    delays: list[float] = []
+    exchange = Exchange(settings(), broken, persistent=False, sleep=delays.append)
+    with pytest.raises(SourceError) as info:
+        exchange.acquire(SCOPES)
+    assert "cannot get the Google ID token to present to Entra: RuntimeError: disk on fire" in str(
+        info.value
+    )
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert (calls, delays, emulator.counts["entra.token"]) == ([1], [], 0)
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_missing_ca_bundle_is_named(
+    emulator: Any, token_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    gone = tmp_path / "stopped-emulator-ca.pem"
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.setenv(variable, str(gone))
+    with pytest.raises(UsageError) as info:
+        Exchange(settings(), sleep=no_sleep).acquire(SCOPES)
+    assert str(info.value).startswith(
+        f"{variable} names the CA bundle {gone}, which does not exist"
+    )
+    assert emulator.counts["entra.discovery"] == 0
+    assert not (Path(cache.cache_dir(settings())) / cache.TOKEN_CACHE).exists()
+
+
+def test_an_untrusted_certificate_is_not_retried(
+    emulator: Any, token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE")
+    delays: list[float] = []
+    with pytest.raises(ExchangeError) as info:
+        Exchange(settings(), sleep=delays.append).acquire(SCOPES)
+    assert f"cannot verify Entra's TLS certificate at {emulator.authority_host}" in str(info.value)
+    assert "REQUESTS_CA_BUNDLE" in str(info.value.hint)
+    assert delays == []
+
+
+def test_foreground_commands_announce_long_retry_waits(emulator: Any, tmp_path: Path) -> None:
+    emulator.fail_next("entra.token", 503, count=3)
+    env = {**emulator.env(), "AZFED_CACHE_DIR": str(tmp_path / "cache")}
+    done = run_cli("token", "--scope", SCOPES[0], env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().count(".") == 2
+    # Waits of 0.5 s and 1 s pass quietly; the 2 s one is announced.
+    assert done.stderr == (
+        f"azfed-helper: Entra at {emulator.authority_host}: HTTP 503; retrying in 2s "
+        "(attempt 4 of 4)\n"
+    )
+    assert emulator.counts["entra.token"] == 4
+
+
+def test_library_use_prints_nothing_on_retries(emulator: Any, tmp_path: Path) -> None:
+    """GoogleFederatedCredential's users get retry records only through their own logging."""
+    emulator.fail_next("entra.token", 503, count=3)
+    script = (
+        "import logging, sys\n"
+        "from azfed_helper import GoogleFederatedCredential\n"
+        f"GoogleFederatedCredential(persistent_cache=False).get_token({SCOPES[0]!r})\n"
+        "sys.stdin.readline()\n"  # the test queues three more failures meanwhile
+        "logging.basicConfig(format='%(name)s %(levelname)s %(message)s')\n"
+        f"GoogleFederatedCredential(persistent_cache=False).get_token({SCOPES[0]!r})\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=cli_env(emulator.env()),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdin is not None and child.stderr is not None
+        deadline = time.monotonic() + 60
+        while emulator.counts["entra.token"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        emulator.fail_next("entra.token", 503, count=3)
+        child.stdin.write("go\n")
+        child.stdin.close()
+        stderr = child.stderr.read()
+        assert child.wait(60) == 0, stderr
+    # Only the second credential's retry, once the "user" configured logging.
+    assert stderr.splitlines() == [
+        f"azfed_helper.retry WARNING Entra at {emulator.authority_host}: HTTP 503; retrying in "
+        "2s (attempt 4 of 4)"
+    ]
+
+
+# -- persisted discovery answers are trusted only when they point at the authority host ----
+
+
+def test_a_planted_discovery_answer_never_receives_the_assertion(
+    emulator: Any, token_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azfed_helper.emulator import Emulator
+
+    with Emulator() as attacker:
+        bundle = tmp_path / "both-cas.pem"
+        bundle.write_text(Path(emulator.ca_file).read_text() + Path(attacker.ca_file).read_text())
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
+        emulator.access_token_lifetime = 120  # never reused: the next run goes to the network
+        Exchange(settings()).acquire(SCOPES)
+        http_cache = Path(cache.cache_dir(settings())) / cache.HTTP_CACHE
+        genuine = http_cache.read_text()
+        planted = genuine.replace(
+            emulator.authority_host.replace("/", "\\/"), attacker.authority_host
+        ).replace(emulator.authority_host, attacker.authority_host)
+        records = json.loads(planted)
+        assert records[0]["key"].startswith(f"GET {attacker.authority_host}/")
+        records[0]["key"] = json.loads(genuine)[0]["key"]  # the genuine URL, the attacker's answer
+        http_cache.write_text(json.dumps(records))
+        token = Exchange(settings()).acquire(SCOPES)
+        assert token.token
+        assert attacker.counts["entra.token"] == 0
+    assert emulator.counts["entra.discovery"] == 2  # fetched afresh
+    assert attacker.authority_host not in http_cache.read_text()  # and the answer replaced
+
+
+def _discovery_record(host: str, **document: object) -> dict[str, object]:
+    base = f"{host}/tenant"
+    answer = {
+        "token_endpoint": f"{base}/oauth2/v2.0/token",
+        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+        "issuer": f"{base}/v2.0",
+        "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",  # as real Entra says
+        **document,
+    }
+    now = int(time.time())
+    return {
+        "key": f"GET {base}/v2.0/.well-known/openid-configuration hash=0 2xx",
+        "expires_at": now + 3600,
+        "created_at": now - 1,
+        "status_code": 200,
+        "text": json.dumps({k: v for k, v in answer.items() if v is not None}),
+        "headers": {},
+    }
+
+
+HOST = "https://login.example.com"
+
+
+@pytest.mark.parametrize(
+    ("record", "trusted"),
+    [
+        (_discovery_record(HOST), True),
+        (_discovery_record("https://LOGIN.example.com:443"), True),
+        (_discovery_record("https://evil.example.net"), False),
+        (_discovery_record("http://login.example.com"), False),
+        (_discovery_record("https://login.example.com:8443"), False),
+        (_discovery_record(HOST, token_endpoint="https://evil.example.net/t"), False),
+        (_discovery_record(HOST, token_endpoint="http://login.example.com/t"), False),
+        (_discovery_record(HOST, token_endpoint="https://x@login.example.com/t"), False),
+        (_discovery_record(HOST, token_endpoint=None), False),
+        (_discovery_record(HOST, authorization_endpoint="https://evil.example.net/a"), False),
+        (_discovery_record(HOST, device_authorization_endpoint="https://evil.net/d"), False),
+        (_discovery_record(HOST, issuer="https://evil.example.net/v2.0"), False),
+        (_discovery_record(HOST, token_endpoint=["https://login.example.com/t"]), False),
+        ({**_discovery_record(HOST), "text": "not json"}, False),
+        ({**_discovery_record(HOST), "key": "POST https://login.example.com/t"}, False),
+    ],
+)
+def test_persisted_discovery_is_used_only_when_it_points_at_the_authority(
+    record: dict[str, object], trusted: bool
+) -> None:
+    restored = exchange_module._restore([record], HOST)
+    assert (record["key"] in restored) is trusted
+
+
+def test_a_moved_msal_class_costs_the_optimisation_not_the_exchange(
+    emulator: Any, token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If MSAL moves NormalizedResponse, persisted discovery is simply not used."""
+    import msal  # noqa: F401 (loaded as it is, before its private module "moves")
+
+    monkeypatch.setitem(
+        sys.modules, "msal.throttled_http_client", types.ModuleType("msal.throttled_http_client")
+    )
+    emulator.access_token_lifetime = 120
+    Exchange(settings()).acquire(SCOPES)
+    assert Exchange(settings()).acquire(SCOPES).token
+    assert (emulator.counts["entra.discovery"], emulator.counts["entra.token"]) == (2, 2)

@@ -147,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(args_list)
         args = parser.parse_args(args_list)
+        if args.command not in ("daemon", "serve"):  # those log through logs.setup
+            from .net import show_retry_notices
+
+            show_retry_notices()
         result: int = args._run(args)
         sys.stdout.flush()
         return result

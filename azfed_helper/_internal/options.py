@@ -82,7 +82,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _source(
         "source-timeout",
-        "longest wait for one request to the token source",
+        "longest wait for one request to the token source; a whole fetch takes at most 3 times it plus 2s",
         env="AZFED_SOURCE_TIMEOUT",
         default=10,
         parse=duration(1),
@@ -141,7 +141,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "entra-timeout",
-        "longest wait for one Entra request",
+        "longest wait for one Entra request (4 attempts at most, 0.5s, 1s, 2s apart)",
         EXCHANGERS,
         env="AZFED_ENTRA_TIMEOUT",
         default=10,

@@ -7,6 +7,9 @@ racing on a cold cache make one request to Entra. MSAL's ``http_cache`` is persi
 its successful discovery GETs: MSAL also keeps 5xx/429 answers (5 s) and 400s (60 s) there, and
 replaying another process's failure would be wrong. Every retry gets a fresh MSAL client whose
 ``http_cache`` holds only those discovery entries, so a retried 5xx really goes back to Entra.
+Persisted entries are trusted only when they point at the configured authority host (see
+:func:`_restore`). A failure to get the Google assertion, which MSAL calls mid-request, is the
+source's failure: reported once, never retried as if Entra had failed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AzfedError, ExchangeError, UsageError
+from .. import net
+from ..errors import AzfedError, ExchangeError, SourceError, UsageError
 from . import aadsts, cache
 from .assertion import AssertionSource
 from .cache import AccessToken
@@ -59,6 +63,7 @@ class Exchange:
         self._memory_cache: msal.SerializableTokenCache | None = None
         self._http_records: list[dict[str, Any]] = []
         self._session: requests.Session | None = None
+        self._assertion_failure: Exception | None = None
 
     @property
     def authority(self) -> str:
@@ -129,30 +134,78 @@ class Exchange:
         claims_challenge: str | None,
         token_cache: msal.SerializableTokenCache,
     ) -> AccessToken:
-        """Bounded retries with backoff for network failures and 5xx; Entra's 4xx are final."""
+        """Bounded retries with backoff for network failures and 5xx; Entra's 4xx are final,
+        and so is a failure to get the Google assertion (that is the source's error, not Entra's)."""
         import msal.exceptions
         import requests
 
         failure: Exception | None = None
         for attempt in range(ATTEMPTS):
             if attempt:
-                self.sleep(self.backoff * 2 ** (attempt - 1))
-            http_cache = _restore(self._http_records)
+                delay = self.backoff * 2 ** (attempt - 1)
+                problem = f"Entra at {self.settings.authority_host}: {self._reason(failure)}"
+                net.announce_retry(problem, delay, attempt + 1, ATTEMPTS)
+                self.sleep(delay)
+            http_cache = _restore(self._http_records, self.settings.authority_host)
             before = time.time()
+            self._assertion_failure = None
             try:
                 app = self._app(token_cache, http_cache)
                 result = app.acquire_token_for_client(scopes, claims_challenge=claims_challenge)
-            except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
+            except Exception as exc:
+                if self._assertion_failure is not None:
+                    error = _source_failure(self._assertion_failure)
+                    raise error from error.__cause__  # not chained to MSAL's frames
+                if not isinstance(
+                    exc, (requests.RequestException, msal.exceptions.MsalServiceError)
+                ):
+                    raise
+                if net.is_tls_failure(exc):
+                    raise self._tls_error(exc) from exc
                 failure = exc
                 continue
             self._http_records = _persistable(http_cache, before)
             return self._result(result, before)
         raise ExchangeError(
             f"cannot get a token from Entra at {self.settings.authority_host} after {ATTEMPTS} "
-            f"attempts: {_describe(failure)}",
+            f"attempts: {self._reason(failure)}",
             "check network access to the authority host (proxy, firewall, DNS) and "
             "https://azure.status.microsoft for outages",
         ) from failure
+
+    def _present_assertion(self) -> str:
+        """What MSAL calls for the client assertion; remembers a failure, which MSAL passes on."""
+        try:
+            return self.assertion()
+        except Exception as exc:
+            self._assertion_failure = exc
+            raise
+
+    def _reason(self, exc: BaseException | None) -> str:
+        """Why an Entra request failed, in a few words."""
+        import msal.exceptions
+        import requests
+
+        if isinstance(exc, requests.HTTPError) and exc.response is not None:
+            return f"HTTP {exc.response.status_code}"
+        if isinstance(exc, msal.exceptions.MsalServiceError) and str(exc).startswith("HTTP Error"):
+            return "HTTP" + str(exc)[len("HTTP Error:") :]  # MSAL's words for a 5xx
+        if isinstance(exc, requests.Timeout):
+            return f"no answer within {net.seconds(self.settings.entra_timeout)}"
+        if isinstance(exc, requests.RequestException):
+            return net.reason(exc)
+        if exc is None:
+            return "no attempt made"
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+    def _tls_error(self, exc: BaseException) -> ExchangeError:
+        return ExchangeError(
+            f"cannot verify Entra's TLS certificate at {self.settings.authority_host}: "
+            f"{net.reason(exc)}",
+            "behind a TLS-inspecting proxy, point REQUESTS_CA_BUNDLE at its CA bundle; "
+            "otherwise check the system clock and AZURE_AUTHORITY_HOST",
+        )
 
     def _app(
         self, token_cache: msal.SerializableTokenCache, http_cache: dict[str, Any]
@@ -163,7 +216,7 @@ class Exchange:
             return msal.ConfidentialClientApplication(
                 self.client_id,
                 authority=self.authority,
-                client_credential={"client_assertion": self.assertion},
+                client_credential={"client_assertion": self._present_assertion},
                 token_cache=token_cache,
                 http_cache=http_cache,
                 http_client=self._http_client(),
@@ -190,6 +243,8 @@ class Exchange:
                     kwargs.setdefault("timeout", (min(timeout, 10), timeout))
                     if verify is not None:
                         kwargs.setdefault("verify", verify)
+                    else:
+                        net.check_ca_bundle(url)
                     return super().request(method, url, **kwargs)
 
             self._session = Session()
@@ -207,11 +262,21 @@ class Exchange:
         raise aadsts.explain(result, claims, self.settings.audience)
 
 
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "no attempt made"
+def _source_failure(exc: Exception) -> AzfedError:
+    """A failure to get the Google assertion, reported as the source's (never retried as Entra's).
+
+    Ours (SourceError, InvalidTokenError ...) pass through unchanged; anything else is wrapped.
+    """
+    if isinstance(exc, AzfedError):
+        return exc
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    error = SourceError(
+        f"cannot get the Google ID token to present to Entra: {type(exc).__name__}"
+        + (f": {text[0]}" if text else ""),
+        "run `azfed-helper write` (or `doctor`) to see the Google token source's own error",
+    )
+    error.__cause__ = exc
+    return error
 
 
 def _discovery_error(exc: ValueError, host: str, tenant: str) -> AzfedError:
@@ -286,9 +351,18 @@ def _persistable(http_cache: dict[str, Any], now: float) -> list[dict[str, Any]]
         return []  # MSAL changed its layout: lose the optimisation, not the exchange
 
 
-def _restore(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """A fresh MSAL ``http_cache`` holding only the given discovery records."""
-    from msal.throttled_http_client import NormalizedResponse
+def _restore(records: list[dict[str, Any]], authority_host: str) -> dict[str, Any]:
+    """A fresh MSAL ``http_cache`` holding the given discovery records that are safe to trust.
+
+    A record is used only if its URL and every endpoint in its answer are https on the configured
+    authority host: the file may have been edited, and MSAL would send the client assertion (the
+    Google ID token) to whatever token endpoint it names. Others are dropped, so MSAL fetches
+    discovery afresh and the answer it gets replaces them in the file.
+    """
+    try:
+        from msal.throttled_http_client import NormalizedResponse
+    except ImportError:  # MSAL moved it: lose the optimisation, not the exchange
+        return {}
 
     class _Raw:
         def __init__(self, record: dict[str, Any]) -> None:
@@ -307,7 +381,7 @@ def _restore(records: list[dict[str, Any]]) -> dict[str, Any]:
                 int(record["expires_at"]),
                 int(record["created_at"]),
             )
-            if not created_at <= now < expires_at:
+            if not created_at <= now < expires_at or not _trusted(key, record, authority_host):
                 continue
             mapping[key] = NormalizedResponse(_Raw(record))
             heap.append([expires_at, created_at, key])
@@ -317,3 +391,49 @@ def _restore(records: list[dict[str, Any]]) -> dict[str, Any]:
     heap.sort()  # a sorted list is a valid heap
     mapping[_INDEX] = (heap, timestamps)
     return mapping
+
+
+# The fields of an OpenID configuration that MSAL requests, redirects or trusts.
+_ENDPOINTS = (
+    "token_endpoint",
+    "authorization_endpoint",
+    "device_authorization_endpoint",
+    "end_session_endpoint",
+    "jwks_uri",
+    "issuer",
+)
+
+
+def _trusted(key: str, record: dict[str, Any], authority_host: str) -> bool:
+    """True for a persisted discovery answer from the authority host that points only there."""
+    parts = key.split()
+    if len(parts) < 2 or parts[0] != "GET" or not _on_host(parts[1], authority_host):
+        return False
+    try:
+        document = json.loads(str(record["text"]))
+    except ValueError:
+        return False
+    if not isinstance(document, dict) or "token_endpoint" not in document:
+        return False
+    return all(_on_host(document[name], authority_host) for name in _ENDPOINTS if name in document)
+
+
+def _on_host(url: object, authority_host: str) -> bool:
+    """True if ``url`` is https on the same host and port as ``authority_host``."""
+    import urllib.parse
+
+    if not isinstance(url, str):
+        return False
+    try:
+        parsed, authority = urllib.parse.urlsplit(url), urllib.parse.urlsplit(authority_host)
+        return (
+            parsed.scheme == "https"
+            and authority.scheme == "https"
+            and parsed.hostname is not None
+            and parsed.hostname == authority.hostname
+            and (parsed.port or 443) == (authority.port or 443)
+            and not parsed.username
+            and not parsed.password
+        )
+    except ValueError:  # an invalid port
+        return False

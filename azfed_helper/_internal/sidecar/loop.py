@@ -18,6 +18,7 @@ import time
 from .. import TYPE_CHECKING, tokenfile
 from ..errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
 from ..idtoken import MAX_LIFETIME
+from ..sources.google import total_source_budget
 from ..sync import google_fetch, sync_once
 from . import schedule as refresh
 
@@ -132,7 +133,7 @@ class Sidecar:
         # A due refresh must fetch even while the file has more than the margin left; sync_once
         # still never trades a longer-lived token in the file for a shorter one.
         self._due = settings.replace(refresh_margin=MAX_LIFETIME)
-        self._step_budget = _LOCK_WAIT + 4 * settings.source_timeout + WAKE_GRACE
+        self._step_budget = _LOCK_WAIT + total_source_budget(settings) + WAKE_GRACE
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._commit = threading.Lock()

@@ -20,6 +20,7 @@ import threading
 from .. import errors
 from ..config import Settings
 from ..errors import AzfedError, SourceError
+from .google import total_source_budget
 
 # The settings google_source.fetch reads; the child gets nothing else.
 FIELDS = (
@@ -53,8 +54,8 @@ def fetch(settings: Settings) -> str:
     env = dict(os.environ)
     # The child must import this very package (a virtualenv, a zipapp unpacked by shiv ...).
     env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
-    # google-auth retries a few times inside one fetch; allow for that, then give up.
-    limit = settings.source_timeout * 4 + 30
+    # The fetch bounds itself, every hop and retry counted; past that the child is stuck.
+    limit = total_source_budget(settings)
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "azfed_helper._internal.sources.child_fetch"],

@@ -4,6 +4,11 @@ This is the only module that imports google-auth, and it does so inside function
 ``write`` path never loads it. Unlike google-auth's ``fetch_id_token``, we never fall through to the
 metadata server when a credentials file of another type is configured: a silent fallback would mint
 a token for the wrong identity.
+
+google-auth signs and refreshes the caller's credentials (key files' jwt-bearer grants, user
+refresh tokens, STS, metadata access tokens). The two ID-token calls it cannot aim or bound, the
+metadata server's ``identity`` and IAM Credentials' ``generateIdToken``, are made here; every
+request of a fetch, google-auth's included, goes through one bounded :class:`_Transport`.
 """
 
 from __future__ import annotations
@@ -11,23 +16,35 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from typing import TYPE_CHECKING, Any
 
+from .. import net
 from ..config import Settings
 from ..errors import SourceError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import google.auth.credentials
     import google.auth.transport.requests
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
 _IMPERSONATION_URL = re.compile(r"serviceAccounts/([^/:]+):generateAccessToken")
 _NEEDS_IMPERSONATION = ("authorized_user", "external_account", "external_account_authorized_user")
 _SOURCE_TYPES = ("service_account", *_NEEDS_IMPERSONATION)
 _KNOWN_TYPES = ("impersonated_service_account", *_SOURCE_TYPES)
+# One fetch may spend this many --source-timeout in all, every hop and retry together
+# (impersonation from a key: the key's token_uri, then generateIdToken).
+_REQUEST_BUDGET = 3
+# On top of that, for a fetch process to start and report (see total_source_budget).
+_SLACK = 2.0
+# These answers (and the metadata server's refused connections) are retried: this many
+# attempts, pausing 0.5 s, then 1 s.
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_ATTEMPTS = 3
+_BACKOFF = 0.5
 
 
 class Source:
@@ -44,8 +61,7 @@ class Source:
         if self.path:
             text = f"{self.kind} credentials in {self.path}"
         else:
-            host = os.environ.get("GCE_METADATA_HOST") or "metadata.google.internal"
-            text = f"the metadata server at {host}"
+            text = f"the metadata server at {_metadata_host()}"
         return f"{text}, impersonating {self.impersonate}" if self.impersonate else text
 
 
@@ -105,19 +121,26 @@ def detect(settings: Settings) -> tuple[Source, dict[str, Any] | None]:
     return Source(kind, path, target), info
 
 
+def total_source_budget(settings: Settings) -> float:
+    """The longest one fetch may take in all (every hop and retry, a fresh process's start
+    included): what anyone waiting for a fetch allows before giving up on it."""
+    return _REQUEST_BUDGET * settings.source_timeout + _SLACK
+
+
 def fetch(settings: Settings) -> str:
     """Mint a Google ID token for ``settings.audience`` from the detected source; return the JWT."""
     source, info = detect(settings)
-    request = _request(settings.source_timeout)
     from google.auth import exceptions
 
+    transport = _Transport(settings.source_timeout)
     try:
         if source.kind == "metadata" and not source.impersonate:
-            return _from_metadata(request, settings)
-        credentials = _id_token_credentials(source, info, settings)
-        with _iam_endpoint(settings.iam_endpoint):
-            credentials.refresh(request)
-        return str(credentials.token)
+            return _from_metadata(transport, settings)
+        if source.kind == "service_account" and not source.impersonate:
+            return _from_key(transport, info, settings)
+        return _impersonated(transport, source, info, settings)
+    except _Unreachable as exc:
+        raise _unreachable_error(exc, source) from exc
     except exceptions.RefreshError as exc:
         raise SourceError(
             f"Google refused to mint an ID token from {source.describe()}: {_first_line(exc)}",
@@ -133,6 +156,8 @@ def fetch(settings: Settings) -> str:
             f"unusable Google credentials ({source.describe()}): {_first_line(exc)}",
             "check the credentials file's contents",
         ) from exc
+    finally:
+        transport.session.close()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -155,109 +180,240 @@ def _unreachable_hint(source: Source) -> str:
             "not on Google Cloud? set GOOGLE_APPLICATION_CREDENTIALS or --credentials; on Google "
             "Cloud, check GCE_METADATA_HOST and the network path to the metadata server"
         )
-    return "check network access to Google's token endpoints (oauth2/iamcredentials googleapis.com)"
-
-
-def _request(timeout: float) -> google.auth.transport.requests.Request:
-    """A google-auth transport whose calls never wait longer than ``timeout`` seconds."""
-    import google.auth.transport.requests
-
-    limit = timeout
-
-    class BoundedRequest(google.auth.transport.requests.Request):
-        def __call__(
-            self,
-            url: str,
-            method: str = "GET",
-            body: Any = None,
-            headers: Any = None,
-            timeout: float | None = None,
-            **kwargs: Any,
-        ) -> Any:
-            return super().__call__(
-                url, method, body, headers, min(timeout or limit, limit), **kwargs
-            )
-
-    return BoundedRequest()
-
-
-def _from_metadata(request: Any, settings: Settings) -> str:
-    """Ask the metadata server directly: google-auth's helper forces ``format=full``."""
-    from google.auth.compute_engine import _metadata
-
-    # Read the host now, not at google-auth's import time, so a changed environment is honoured.
-    host = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT")
-    params = {"audience": settings.audience, "format": settings.token_format}
-    token = _metadata.get(
-        request,
-        "instance/service-accounts/default/identity",
-        root=f"http://{host or 'metadata.google.internal'}/computeMetadata/v1/",
-        params=params,
-        retry_count=3,
-        timeout=settings.source_timeout,
+    return (
+        "check network access to Google's token endpoints (oauth2/iamcredentials googleapis.com, "
+        "or the file's token_uri and --iam-endpoint); --source-timeout bounds each wait"
     )
-    return str(token).strip()
 
 
-_IAM_LOCK = threading.Lock()
-
-
-@contextmanager
-def _iam_endpoint(base: str | None) -> Iterator[None]:
-    """Point google-auth's IAM Credentials calls at ``base`` (Private Service Connect, emulator)
-    for one refresh. google-auth takes the generateIdToken URL from a module global only, so it
-    is set under a lock and restored after: another Settings in this process is not affected."""
-    if not base:
-        yield
-        return
-    from google.auth import iam
-
-    root = base.rstrip("/") + "/v1/projects/-/serviceAccounts/{}"
-    with _IAM_LOCK:
-        saved = iam._IAM_ENDPOINT, iam._IAM_IDTOKEN_ENDPOINT
-        iam._IAM_ENDPOINT = root + ":generateAccessToken"
-        iam._IAM_IDTOKEN_ENDPOINT = root + ":generateIdToken"
-        try:
-            yield
-        finally:
-            iam._IAM_ENDPOINT, iam._IAM_IDTOKEN_ENDPOINT = saved
-
-
-def _id_token_credentials(
-    source: Source, info: dict[str, Any] | None, settings: Settings
-) -> google.auth.credentials.Credentials:
-    """google-auth credentials whose ``refresh`` yields an ID token for the audience."""
-    audience = settings.audience
-    if source.kind == "service_account" and not source.impersonate:
-        from google.oauth2 import service_account
-
-        return service_account.IDTokenCredentials.from_service_account_info(
-            info, target_audience=audience
+def _unreachable_error(exc: _Unreachable, source: Source) -> SourceError:
+    """One line naming the endpoint and what went wrong; off Google Cloud, say that plainly."""
+    if source.kind == "metadata" and _is_metadata(exc.url) and not exc.answered:
+        return SourceError(
+            f"cannot reach the Google token source: no metadata server answered at "
+            f"{_metadata_host()} ({exc.reason}) and GOOGLE_APPLICATION_CREDENTIALS is not set",
+            "off Google Cloud, set GOOGLE_APPLICATION_CREDENTIALS or --credentials to a key or "
+            "gcloud ADC file; on Google Cloud, check GCE_METADATA_HOST and the metadata route",
         )
-    from google.auth import impersonated_credentials
+    return SourceError(
+        f"cannot reach the Google token source ({source.describe()}): {exc}",
+        _unreachable_hint(source),
+    )
 
-    delegates = None
-    if source.kind == "impersonated_service_account":
-        # gcloud's impersonation file: build its source ourselves so that a token_uri in it is
-        # honoured exactly as for a plain key or user file.
-        assert info is not None
-        source_info = info.get("source_credentials")
-        if not isinstance(source_info, dict) or source_info.get("type") not in _SOURCE_TYPES:
-            raise UsageError(
-                f"impersonation file {source.path} has no usable 'source_credentials'",
-                "recreate it with `gcloud auth application-default login --impersonate-service-account`",
+
+class _Unreachable(SourceError):
+    """A request to ``url`` failed for good: no answer, refused, or 5xx after the retries.
+
+    A SourceError, so google-auth (which retries only its own TransportError) lets it through
+    at once and the fetch ends; :func:`fetch` rewords it with the source's description.
+    """
+
+    def __init__(self, url: str, reason: str, answered: bool = False) -> None:
+        super().__init__(f"{net.endpoint(url)}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.answered = answered
+
+
+class _Transport:
+    """google-auth's requests transport, bounded: every request waits at most ``timeout``
+    seconds and all of one fetch's requests together at most ``_REQUEST_BUDGET`` times that.
+
+    5xx/429 answers, and failed connections to the metadata server, are retried here (a few
+    times, shortly); a request that got no answer in time is not. Failures leave as
+    :class:`_Unreachable`, never as google-auth's TransportError, so google-auth's own retry
+    loops (five metadata attempts with up to 8 s pauses) never run: the bound holds whatever
+    the source.
+    """
+
+    def __init__(
+        self,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import google.auth.transport.requests
+
+        self.timeout = float(timeout)
+        self.deadline = clock() + _REQUEST_BUDGET * self.timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._request = google.auth.transport.requests.Request()
+        self.session = self._request.session  # google-auth mounts its mTLS adapter here
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: Any = None,
+        headers: Any = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The ``google.auth.transport.Request`` interface."""
+        from google.auth import exceptions
+
+        net.check_ca_bundle(url)
+        for attempt in range(1, _ATTEMPTS + 1):
+            limit = min(timeout or self.timeout, self.timeout, self._remaining(url))
+            try:
+                response = self._request(url, method, body, headers, limit, **kwargs)
+            except exceptions.TransportError as exc:
+                failure, final = _failure(url, exc.__cause__ or exc, limit)
+            else:
+                if response.status not in _RETRY_STATUSES:
+                    return response
+                failure, final = _Unreachable(url, f"HTTP {response.status}", answered=True), False
+            delay = _BACKOFF * 2 ** (attempt - 1)
+            if final or attempt == _ATTEMPTS or self._remaining(url) <= delay:
+                raise failure
+            net.announce_retry(f"Google: {failure}", delay, attempt + 1, _ATTEMPTS)
+            self._sleep(delay)
+        raise AssertionError("not reached: the last attempt returns or raises")
+
+    def _remaining(self, url: str) -> float:
+        left = self.deadline - self._clock()
+        if left <= 0:
+            raise _Unreachable(
+                url,
+                f"not tried: the fetch already took {_REQUEST_BUDGET} x --source-timeout "
+                f"({net.seconds(self.timeout)}) in all",
             )
-        delegates = info.get("delegates") or None
-        info = source_info
-    target = impersonated_credentials.Credentials(
-        source_credentials=_source_credentials(str(info["type"]) if info else "metadata", info),
-        target_principal=source.impersonate,
-        target_scopes=[CLOUD_PLATFORM],
-        delegates=delegates,
+        return left
+
+
+def _failure(url: str, cause: BaseException, limit: float) -> tuple[_Unreachable, bool]:
+    """The failure to report for a request that raised, and whether retrying is pointless."""
+    import requests
+
+    if isinstance(cause, requests.Timeout):
+        # The server accepted and went silent: asking again would only double the wait.
+        failure, final = _Unreachable(url, f"no answer within {net.seconds(limit)}"), True
+    else:
+        problem = net.reason(cause)
+        # As google-auth does: only the metadata server, which restarts now and then, gets
+        # another try after a failed connection; and never for a name that does not resolve.
+        final = problem == net.UNRESOLVED or not _is_metadata(url) or net.is_tls_failure(cause)
+        failure = _Unreachable(url, problem)
+    failure.__cause__ = cause
+    return failure, final
+
+
+def _metadata_host() -> str:
+    """The metadata server's ``host[:port]``, read now (google-auth reads it at import time)."""
+    host = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT")
+    return host or "metadata.google.internal"
+
+
+def _is_metadata(url: str) -> bool:
+    return url.startswith(f"http://{_metadata_host()}/")
+
+
+def _metadata_root() -> str:
+    return f"http://{_metadata_host()}/computeMetadata/v1/"
+
+
+def _from_metadata(transport: _Transport, settings: Settings) -> str:
+    """Ask the metadata server directly: google-auth's helper forces ``format=full``."""
+    import urllib.parse
+
+    query = urllib.parse.urlencode({"audience": settings.audience, "format": settings.token_format})
+    url = f"{_metadata_root()}instance/service-accounts/default/identity?{query}"
+    response = transport(url, headers={"Metadata-Flavor": "Google"})
+    text = _text(response.data)
+    if response.status != 200:
+        raise SourceError(
+            f"the metadata server at {_metadata_host()} refused an ID token: HTTP "
+            f"{response.status} {_first_text_line(text)}",
+            "check that this workload runs as a service account (GKE: workload identity for "
+            "its Kubernetes service account) and that the audience is valid",
+        )
+    return text.strip()
+
+
+def _from_key(transport: _Transport, info: dict[str, Any] | None, settings: Settings) -> str:
+    """A service-account key: google-auth signs the jwt-bearer grant to the key's token_uri."""
+    from google.oauth2 import service_account
+
+    credentials = service_account.IDTokenCredentials.from_service_account_info(
+        info, target_audience=settings.audience
     )
-    return impersonated_credentials.IDTokenCredentials(
-        target, target_audience=audience, include_email=True
-    )
+    credentials.refresh(transport)
+    return str(credentials.token)
+
+
+def _impersonated(
+    transport: _Transport, source: Source, info: dict[str, Any] | None, settings: Settings
+) -> str:
+    """IAM Credentials ``generateIdToken`` for the target account, called with the caller's
+    access token (google-auth refreshes that through ``transport``)."""
+    import urllib.parse
+
+    caller, delegates = _caller_credentials(source, info)
+    target = urllib.parse.quote(str(source.impersonate), safe="@")
+    base = (settings.iam_endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
+    url = f"{base}/v1/projects/-/serviceAccounts/{target}:generateIdToken"
+    headers = {"Content-Type": "application/json"}
+    caller.before_request(transport, "POST", url, headers)  # refresh + Authorization header
+    body = {"audience": settings.audience, "includeEmail": True, "delegates": delegates}
+    response = transport(url, "POST", json.dumps(body).encode("utf-8"), headers)
+    text = _text(response.data)
+    if response.status != 200:
+        raise SourceError(
+            f"Google refused to mint an ID token from {source.describe()}: HTTP "
+            f"{response.status} {_api_message(text)}",
+            _refusal_hint(source),
+        )
+    try:
+        document = json.loads(text)
+        return str(document["token"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SourceError(
+            f"the IAM Credentials API at {base} answered without a token: {_first_text_line(text)}",
+            "check --iam-endpoint / AZFED_IAM_ENDPOINT: it must be an IAM Credentials API",
+        ) from exc
+
+
+def _text(data: Any) -> str:
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+
+def _first_text_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else "(empty answer)"
+
+
+def _api_message(text: str) -> str:
+    """The ``error.message`` of a Google JSON API error, else the answer's first line."""
+    try:
+        document = json.loads(text)
+        return str(document["error"]["message"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return _first_text_line(text)
+
+
+def _caller_credentials(
+    source: Source, info: dict[str, Any] | None
+) -> tuple[google.auth.credentials.Credentials, list[str]]:
+    """The credentials that call generateIdToken on the target account, and the delegates."""
+    if source.kind != "impersonated_service_account":
+        return _source_credentials(source.kind, info), []
+    # gcloud's impersonation file: build its source ourselves so that a token_uri in it is
+    # honoured exactly as for a plain key or user file.
+    assert info is not None
+    source_info = info.get("source_credentials")
+    if not isinstance(source_info, dict) or source_info.get("type") not in _SOURCE_TYPES:
+        raise UsageError(
+            f"impersonation file {source.path} has no usable 'source_credentials'",
+            "recreate it with `gcloud auth application-default login --impersonate-service-account`",
+        )
+    delegates = info.get("delegates") or []
+    if not isinstance(delegates, list) or not all(isinstance(d, str) for d in delegates):
+        raise UsageError(
+            f"impersonation file {source.path} has 'delegates' that are not a list of accounts",
+            "recreate it with `gcloud auth application-default login --impersonate-service-account`",
+        )
+    return _source_credentials(str(source_info["type"]), source_info), delegates
 
 
 def _source_credentials(
