@@ -126,6 +126,9 @@ def test_github_endpoint_refuses_requests_without_the_runner_bearer(emu: Emulato
         assert body["message"] and "value" not in body
     assert "api-version" in replaced_body["message"]
     assert emu.counts["github.token"] == 4  # the unknown path is not the endpoint
+    emu.fail_next("github.token", 503)
+    assert fetch(emu, url, env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"])[0] == 503
+    assert fetch(emu, url, env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"])[0] == 200
 
 
 def test_github_token_claims_audience_and_signature(emu: Emulator) -> None:
