@@ -513,40 +513,72 @@ COMMAND = (
 )
 
 
+class EmulatorCommand:
+    """``azfed-helper emulator`` as a child process; reads its output up to the ready line."""
+
+    def __init__(self, *args: str) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", COMMAND, *args],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.child.stdout is not None
+        self.lines: list[str] = []
+        while not (line := self.child.stdout.readline()).startswith("# ready: "):
+            assert line, self.child.communicate()[1]
+            self.lines.append(line)
+        self.ready = line
+        # eval of the whole output in a real shell: the comment lines are harmless.
+        shell = subprocess.run(
+            ["sh", "-c", 'eval "$1" && env', "sh", "".join([*self.lines, line])],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": os.environ["PATH"]},
+        )
+        self.exports = dict(
+            entry.split("=", 1) for entry in shell.stdout.splitlines() if "=" in entry
+        )
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        if self.child.poll() is None:
+            self.child.send_signal(signum)
+        self.child.communicate(timeout=10)
+        return self.child.returncode
+
+    def kill(self) -> None:
+        if self.child.poll() is None:
+            self.child.kill()
+        self.child.communicate()
+
+
 def test_command_prints_env_and_stops_on_sigterm(tmp_path: Path) -> None:
     env_file, key_file = tmp_path / "emu.env", tmp_path / "key.json"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            COMMAND,
-            "--env-file",
-            str(env_file),
-            "--key-file",
-            str(key_file),
-            "--id-token-lifetime",
-            "120",
-            "--tenant-id",
-            "my-tenant",
-        ],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    command = EmulatorCommand(
+        "--env-file",
+        str(env_file),
+        "--key-file",
+        str(key_file),
+        "--id-token-lifetime",
+        "120",
+        "--tenant-id",
+        "my-tenant",
     )
     try:
-        assert child.stdout is not None
-        lines = []
-        while not (line := child.stdout.readline()).startswith("#"):
-            assert line, child.stderr.read() if child.stderr else ""
-            lines.append(line)
-        exports = dict(
-            arg.split("=", 1) for line in lines for arg in __import__("shlex").split(line)[1:]
-        )
+        exports = command.exports
         assert exports["AZURE_TENANT_ID"] == "my-tenant"
         assert exports["GOOGLE_APPLICATION_CREDENTIALS"] == str(key_file)
+        assert exports["NODE_EXTRA_CA_CERTS"] == exports["REQUESTS_CA_BUNDLE"]
+        assert "ACTIONS_ID_TOKEN_REQUEST_URL" not in exports
         assert stat.S_IMODE(env_file.stat().st_mode) == 0o600 and key_file.exists()
-        assert env_file.read_text().startswith("".join(lines))
+        assert env_file.read_text() == "".join(command.lines)  # complete before the ready line
+        assert command.ready.rstrip("\n").endswith("stop with Ctrl-C or SIGTERM")
+        assert (
+            "federated credential google-service-account: issuer https://accounts.google.com"
+            in ("".join(command.lines))
+        )
         ping = requests.get(f"http://{exports['GCE_METADATA_HOST']}/", timeout=5)
         assert ping.headers["Metadata-Flavor"] == "Google"
         identity = requests.get(
@@ -556,16 +588,54 @@ def test_command_prints_env_and_stops_on_sigterm(tmp_path: Path) -> None:
             timeout=5,
         )
         assert claims_of(identity.text)["exp"] - claims_of(identity.text)["iat"] == 120
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=10) == 0
+        assert command.stop() == 0
         assert not Path(exports["REQUESTS_CA_BUNDLE"]).exists()
+        assert not env_file.exists()  # a stale file would point shells at a deleted CA
+        assert key_file.exists()
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
+        command.kill()
+
+
+def test_command_keeps_an_env_file_someone_else_rewrote(tmp_path: Path) -> None:
+    env_file = tmp_path / "emu.env"
+    command = EmulatorCommand("--env-file", str(env_file))
+    try:
+        env_file.write_text("export SOMETHING=else\n")
+        assert command.stop(signal.SIGINT) == 0
+        assert env_file.read_text() == "export SOMETHING=else\n"
+    finally:
+        command.kill()
+
+
+def test_command_with_github_actions_and_a_projected_token(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens" / "token"
+    command = EmulatorCommand(
+        "--github-actions",
+        "--github-token-lifetime",
+        "20",
+        "--kubernetes-token-file",
+        str(token_file),
+    )
+    try:
+        exports = command.exports
+        url = exports["ACTIONS_ID_TOKEN_REQUEST_URL"] + "&audience=" + AUDIENCE
+        answer = requests.get(
+            url,
+            headers={"Authorization": "Bearer " + exports["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]},
+            verify=exports["REQUESTS_CA_BUNDLE"],
+            timeout=10,
+        ).json()
+        github = claims_of(answer["value"])
+        assert github["exp"] - github["iat"] == 20
+        comments = "".join(command.lines)
+        assert f"issuer https://token.actions.githubusercontent.com, subject {github['sub']}," in (
+            comments
+        )
+        projected = claims_of(token_file.read_text())
+        assert f"issuer {projected['iss']}, subject {projected['sub']}," in comments
+        assert command.stop() == 0
+    finally:
+        command.kill()
 
 
 def test_configure_adds_the_documented_options() -> None:

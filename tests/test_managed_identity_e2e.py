@@ -117,3 +117,29 @@ def test_stopped_server_is_a_clear_client_error(handed_out: tuple[Serve, dict[st
         credential.get_token(ARM)
     assert "refused" in str(caught.value).lower()
     assert time.monotonic() - started < 3
+
+
+def test_imds_route_through_the_pod_identity_host(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --imds` reached as the VM metadata endpoint, moved by
+    AZURE_POD_IDENTITY_AUTHORITY_HOST (the JS SDK honours it too: tests/test_js_clients.py)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    server_env = {**emulator.env(), "AZFED_CACHE_DIR": str(tmp_path / "cache")}
+    running = Serve(server_env, tmp_path / "mi.env", "--imds")
+    try:
+        endpoint = next(
+            line.split("=", 1)[1]
+            for line in running.env_file.read_text().splitlines()
+            if line.startswith("export IDENTITY_ENDPOINT=")
+        )
+        monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", endpoint.rsplit("/", 2)[0])
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        with ManagedIdentityCredential() as credential:
+            assert credential.get_token(ARM).expires_on > time.time() + 3000
+        with DefaultAzureCredential() as credential:
+            assert credential.get_token(VAULT).expires_on > time.time() + 3000
+    finally:
+        running.stop()
+    assert emulator.counts["entra.token"] == 2

@@ -1,4 +1,4 @@
-"""The :class:`Emulator`: Google and Entra fakes on loopback, with their lifecycle."""
+"""The :class:`Emulator`: Google, Entra and other issuers' fakes on loopback, with their lifecycle."""
 
 from __future__ import annotations
 
@@ -14,15 +14,19 @@ from typing import Any
 from . import files
 from .entra import EntraApp
 from .google import GoogleApp
+from .issuer_app import GITHUB_PREFIX, IssuerApp
+from .projected import Layout, ProjectedTokenFile
 from .server import LOOPBACK, LoopbackServer
 from .state import AZURE_AUDIENCE, EmulatorState
 from .tls import create_tls_files
 
 
 class Emulator(EmulatorState):
-    """Offline stand-ins for Google (plain http) and Entra ID (https) on 127.0.0.1.
+    """Offline stand-ins for Google (plain http), Entra ID (https), GitHub Actions' token
+    endpoint and a Kubernetes issuer (https) on 127.0.0.1.
 
-    Ports are ephemeral; everything a client needs to find them is in :meth:`env`.
+    Ports are ephemeral; everything a client needs to find them is in :meth:`env` (and
+    :meth:`github_actions_env` for a GitHub Actions job).
     """
 
     def __init__(
@@ -36,32 +40,44 @@ class Emulator(EmulatorState):
         super().__init__(id_token_lifetime, access_token_lifetime, tenant_id, client_id, clock)
         self._google = LoopbackServer(GoogleApp(self))
         self._entra: LoopbackServer | None = None
+        self._issuers: LoopbackServer | None = None
+        self._projected: list[ProjectedTokenFile] = []
         self._workdir: Path | None = None
         self._ca_file: Path | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> Emulator:
-        """Generate TLS material and start both servers; returns ``self`` for chaining."""
+        """Generate TLS material and start the servers; returns ``self`` for chaining."""
         if self._entra is not None:
             return self
         self._workdir = Path(tempfile.mkdtemp(prefix="azfed-emulator-"))
         try:
             tls = create_tls_files(self._workdir)
             self._ca_file = tls.ca_file
-            self._entra = LoopbackServer(EntraApp(self), tls.server_context())
+            context = tls.server_context()
+            self._entra = LoopbackServer(EntraApp(self), context)
+            self._issuers = LoopbackServer(IssuerApp(self), context)
             self._google.start()
             self._entra.start()
+            self._issuers.start()
         except BaseException:
             self.stop()
             raise
         self.google_url = f"http://{LOOPBACK}:{self._google.port}"
         self.authority_host = f"https://{LOOPBACK}:{self._entra.port}"
+        self.issuers_url = f"https://{LOOPBACK}:{self._issuers.port}"
         return self
 
     def stop(self) -> None:
-        """Close both listening sockets and delete the CA and key files."""
+        """Stop rotating token files, close the listening sockets, delete the CA and keys."""
+        for projected in self._projected:
+            projected.stop()
+        self._projected.clear()
         self._google.stop()
+        if self._issuers is not None:
+            self._issuers.stop()
+            self._issuers = None
         if self._entra is not None:
             self._entra.stop()
             self._entra = None
@@ -120,7 +136,11 @@ class Emulator(EmulatorState):
         return os.fspath(self._ca_file)
 
     def env(self) -> dict[str, str]:
-        """Environment a client process needs to use this emulator instead of the cloud."""
+        """Environment a client process needs to use this emulator instead of the cloud.
+
+        The CA is named for Python (requests, azure-core), curl and Node
+        (``NODE_EXTRA_CA_CERTS``); the GitHub variables are apart, in :meth:`github_actions_env`.
+        """
         return {
             "GCE_METADATA_HOST": self.metadata_host,
             "GCE_METADATA_IP": self.metadata_host,
@@ -129,7 +149,21 @@ class Emulator(EmulatorState):
             "AZURE_CLIENT_ID": self.client_id,
             "REQUESTS_CA_BUNDLE": self.ca_file,
             "CURL_CA_BUNDLE": self.ca_file,
+            "NODE_EXTRA_CA_CERTS": self.ca_file,
             "AZFED_IAM_ENDPOINT": self.iam_endpoint,
+        }
+
+    def github_actions_env(self) -> dict[str, str]:
+        """The two variables a GitHub Actions runner sets for a job with ``id-token: write``.
+
+        Not part of :meth:`env`: their presence alone tells clients they run in a job. The URL
+        already carries ``?api-version=2.0``; clients append ``&audience=...``.
+        """
+        self._require_started()
+        url = f"{self.issuers_url}{GITHUB_PREFIX}{self.github.request_path}"
+        return {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{url}?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.github.request_token,
         }
 
     # -- tokens and credential files -----------------------------------------------------
@@ -157,6 +191,66 @@ class Emulator(EmulatorState):
             full=full,
             extra_claims=extra_claims,
         )
+
+    def mint_github_id_token(
+        self,
+        audience: str = AZURE_AUDIENCE,
+        *,
+        lifetime: int | None = None,
+        issued_at: float | None = None,
+        **extra_claims: Any,
+    ) -> str:
+        """A GitHub Actions ID token for the job described by :attr:`github` (default lifetime
+        ``github.lifetime``, 5 minutes). ``extra_claims`` as for :meth:`mint_google_id_token`."""
+        return self.github.mint(
+            audience, lifetime=lifetime, issued_at=issued_at, extra_claims=extra_claims
+        )
+
+    def mint_kubernetes_token(
+        self,
+        audience: str = AZURE_AUDIENCE,
+        *,
+        namespace: str | None = None,
+        service_account: str | None = None,
+        lifetime: int | None = None,
+        issued_at: float | None = None,
+        **extra_claims: Any,
+    ) -> str:
+        """A projected service-account token of the emulated cluster (:attr:`kubernetes`)."""
+        return self.kubernetes.mint(
+            [audience],
+            namespace=namespace,
+            service_account=service_account,
+            lifetime=lifetime,
+            issued_at=issued_at,
+            extra_claims=extra_claims,
+        )
+
+    def start_projected_token_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        audience: str = AZURE_AUDIENCE,
+        namespace: str | None = None,
+        service_account: str | None = None,
+        lifetime: int | None = None,
+        layout: Layout = "kubelet",
+    ) -> ProjectedTokenFile:
+        """Write a projected token to ``path`` now and replace it at 80% of its lifetime, as
+        the kubelet does, until the handle's ``stop()`` or the emulator's :meth:`stop`."""
+        self._require_started()
+        projected = ProjectedTokenFile(
+            self.kubernetes,
+            path,
+            now=self.now,
+            audiences=[audience],
+            namespace=namespace,
+            service_account=service_account,
+            lifetime=lifetime,
+            layout=layout,
+        )
+        self._projected.append(projected.start())
+        return projected
 
     def write_service_account_key(
         self, path: str | os.PathLike[str], email: str | None = None

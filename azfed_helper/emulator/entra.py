@@ -1,7 +1,8 @@
 """The Entra side: OIDC discovery, keys, the v2.0 token endpoint, and a sliver of ARM.
 
 Validation follows Entra's order and answers with its AADSTS codes and error shape, so
-error handling in the product can be tested without a real tenant.
+error handling in the product can be tested without a real tenant. Assertions may come from
+any emulated issuer (Google, GitHub Actions, Kubernetes); each is verified with its own key.
 """
 
 from __future__ import annotations
@@ -172,6 +173,13 @@ class EntraApp:
         resource = resource_of(form.get("scope", ""))
         claims = self._check_assertion(form)
         self._match_federated_credential(claims)
+        if self.state.signing_key_for(claims.get("iss")) is None:
+            raise AadError(
+                90061,
+                "invalid_request",
+                f"Request to External OIDC endpoint failed. The emulator has no discovery "
+                f"document or keys for issuer '{claims.get('iss')}'.",
+            )
         return self._issue(resource)
 
     def _check_client(self, client_id: str) -> None:
@@ -209,12 +217,16 @@ class EntraApp:
             header, claims = parse_jwt(assertion)
         except MalformedTokenError:
             raise AadError(50027, "invalid_request", "JWT token is invalid or malformed.") from None
-        self._check_signature(assertion, header)
+        self._check_signature(assertion, header, claims.get("iss"))
         self._check_times(claims)
         return claims
 
-    def _check_signature(self, assertion: str, header: Mapping[str, Any]) -> None:
-        key = self.state.google_key
+    def _check_signature(self, assertion: str, header: Mapping[str, Any], issuer: object) -> None:
+        """Verify with the key of the issuer the token names. An issuer the emulator does not
+        know is left to federated-credential matching (700211), then refused (90061)."""
+        key = self.state.signing_key_for(issuer)
+        if key is None:
+            return
         if header.get("kid") != key.kid:
             raise AadError(
                 700027,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .issuers import GitHubActions, KubernetesIssuer
 from .keys import SigningKey
 from .server import Reply, json_reply
 
@@ -34,6 +35,9 @@ COUNTER_KEYS = (
     "entra.discovery",
     "entra.token",
     "arm",
+    "github.token",
+    "github.discovery",
+    "kubernetes.discovery",
 )
 _ID_NAMESPACE = uuid.UUID("6c1f3b0e-2f6a-4d8e-9a51-0d3c5a7e9b21")
 
@@ -100,6 +104,7 @@ class EmulatorState:
 
     google_url = ""
     authority_host = ""
+    issuers_url = ""
 
     def __init__(
         self,
@@ -125,6 +130,8 @@ class EmulatorState:
         self.counts: Counter[str] = Counter()
         self.google_key = SigningKey.generate()
         self.entra_key = SigningKey.generate()
+        self.github = GitHubActions(self.now)
+        self.kubernetes = KubernetesIssuer(self.now)
         self._lock = threading.Lock()
         self._faults: dict[str, list[Fault]] = {}
         self._sa_keys: dict[str, tuple[str, bytes]] = {}
@@ -161,6 +168,34 @@ class EmulatorState:
             raise ValueError(f"unknown endpoint key {key!r}; expected one of {COUNTER_KEYS}")
         with self._lock:
             self._faults.setdefault(key, []).extend([Fault(status, body)] * count)
+
+    # -- federated credentials for each issuer ----------------------------------------
+
+    def signing_key_for(self, issuer: object) -> SigningKey | None:
+        """The key that signs tokens of ``issuer``, as Entra would find it from its discovery."""
+        if issuer == GOOGLE_ISSUER:
+            return self.google_key
+        for known in (self.github, self.kubernetes):
+            if issuer == known.issuer:
+                return known.key
+        return None
+
+    def add_github_actions_credential(self, subject: str | None = None) -> FederatedCredential:
+        """Trust the emulated GitHub Actions job (default: its current ``sub``) on the app."""
+        credential = FederatedCredential(
+            self.github.issuer, subject or self.github.subject, name="github-actions"
+        )
+        self.federated_credentials.append(credential)
+        return credential
+
+    def add_kubernetes_credential(
+        self, namespace: str | None = None, service_account: str | None = None
+    ) -> FederatedCredential:
+        """Trust one service account of the emulated cluster (default: its default one)."""
+        subject = self.kubernetes.subject_for(namespace, service_account)
+        credential = FederatedCredential(self.kubernetes.issuer, subject, name="kubernetes")
+        self.federated_credentials.append(credential)
+        return credential
 
     # -- Google identities --------------------------------------------------------------
 

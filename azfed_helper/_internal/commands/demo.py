@@ -3,11 +3,16 @@
 It is the README's first command: a new user sees what the tool does before configuring anything.
 Every step uses the same code paths as the real commands; only the endpoints are emulated.
 Tokens are never printed, only their claims.
+
+The demo is sealed: it runs in and hands its child processes an environment built from scratch
+(see :func:`sealed_env`), so a user's credentials, proxies, CA bundles, config file or managed
+identity variables can neither break it nor send it to a real service.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import stat
@@ -15,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..config import resolve
@@ -25,6 +31,12 @@ if TYPE_CHECKING:
     from ...emulator import Emulator
 
 ARM_SCOPE = "https://management.azure.com/.default"
+# The only variables kept from the user's environment: a list of what is harmless (locale,
+# terminal, PATH), so credentials, proxies, CA bundles, AZFED_*/AZURE_*/GOOGLE_* settings and
+# managed-identity or CI variables stay out, including any the tool learns to read later.
+_KEPT = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR", "NO_COLOR")
+_KEPT_PREFIX = "LC_"
+_LOOPBACK = "127.0.0.1,localhost"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +60,40 @@ def _claims(raw: str, keys: tuple[str, ...]) -> str:
     return ", ".join(f"{key}={claims[key]}" for key in keys if key in claims)
 
 
-def _point_at(emulator: Emulator) -> None:
-    """This process only: the emulator's endpoints, as a user's CI would export them."""
-    os.environ.update(emulator.env())
-    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+def sealed_env(emulator: Emulator, scratch: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The demo's whole environment: harmless user variables, the emulator's endpoints, and a
+    home, an empty config file and a cache of its own under ``scratch``."""
+    env = {
+        name: value
+        for name, value in environ.items()
+        if name in _KEPT or name.startswith(_KEPT_PREFIX)
+    }
+    home, config = os.path.join(scratch, "home"), os.path.join(scratch, "config.toml")
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    with open(config, "x", encoding="utf-8"):
+        pass  # an explicit, empty config file: no user or system profile applies
+    env.update(emulator.env())
+    env.update(
+        HOME=home,
+        AZFED_CONFIG=config,
+        AZFED_CACHE_DIR=os.path.join(scratch, "cache"),
+        NO_PROXY=_LOOPBACK,
+        no_proxy=_LOOPBACK,
+    )
+    return env
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Run the in-process steps (google-auth, MSAL, azure-identity read os.environ) in ``env``."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _write_token_file(directory: str) -> str:
@@ -108,11 +150,20 @@ def _msal_exchange(emulator: Emulator, path: str) -> str:
 
 
 def _token_command(path: str, resource: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run the real `azfed-helper token` in a child process, as a script would."""
+    """Run the real `azfed-helper token` in a child process, as a script would, with the sealed
+    environment given explicitly (plus this very package on its path) and "/" as its cwd."""
     argv = [sys.executable, "-m", "azfed_helper", "token", "--resource", resource, "-o", "json"]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
     started = time.perf_counter()
     done = subprocess.run(
-        [*argv, "--token-file", path], capture_output=True, text=True, check=False, timeout=120
+        [*argv, "--token-file", path],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=env,
+        cwd="/",
     )
     return done, time.perf_counter() - started
 
@@ -155,9 +206,12 @@ def run(args: argparse.Namespace) -> int:
     from ...emulator import Emulator
 
     print("azfed-helper demo: Google ID token -> token file -> Azure access, all offline.")
-    with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="azfed-demo-") as scratch:
-        _point_at(emulator)
-        directory = args.keep or scratch
+    with (
+        Emulator() as emulator,
+        tempfile.TemporaryDirectory(prefix="azfed-demo-") as scratch,
+        _environment(sealed_env(emulator, scratch, os.environ)),
+    ):
+        directory = os.path.abspath(args.keep) if args.keep else scratch
         os.makedirs(directory, exist_ok=True)
         _step(1, "Emulator started (Google metadata + OAuth on http, Entra tenant on https)")
         _show("metadata host", emulator.metadata_host)
@@ -168,7 +222,6 @@ def run(args: argparse.Namespace) -> int:
         _step(3, "Entra accepts the file as a client assertion (workload identity federation)")
         _entra_accepts(emulator, path)
         _step(4, "azfed-helper token: an Azure access token for scripts (MSAL, cached on disk)")
-        os.environ["AZFED_CACHE_DIR"] = os.path.join(scratch, "cache")
         _token_twice(emulator, path)
         _step(5, "When the Azure federated credential does not match, the error says why")
         _mismatch_explained(emulator, path)
