@@ -51,7 +51,7 @@ def fetch(settings: Settings) -> str:
     """google_source.fetch, run in a child process; raises the child's error in this one."""
     request = json.dumps({name: getattr(settings, name) for name in FIELDS})
     env = dict(os.environ)
-    # The child must import this very package (a virtualenv, a zipapp unpacked by shiv ...).
+    # The child must import this very package (a virtualenv, the single-file .pyz ...).
     env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
     # google-auth retries a few times inside one fetch; allow for that, then give up.
     limit = settings.source_timeout * 4 + 30

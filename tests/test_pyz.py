@@ -203,13 +203,21 @@ def test_write_fetches_as_a_homeless_user(pyz: Path, sandbox_root: Path, emulato
     program = installed(pyz, sandbox_root)
     sandbox = write_unit(sandbox_root)
     env = unit_env(sandbox, emulator)
+    ours = sandbox.cache_directory / f"azfed-helper-pyz-{sandbox.uid}"
+    # Unfinished extractions of processes that died (2 hours ago) and of one running now.
+    dead, running = ours / ".old.x.tmp", ours / ".new.y.tmp"
+    for path in (ours, dead, running):
+        path.mkdir(mode=0o700)
+        os.chown(path, sandbox.uid, sandbox.gid)
+    os.utime(dead, (time.time() - 7200, time.time() - 7200))
     done = sandbox.run(program, extra_env=env)
     assert done.returncode == 0, done.stderr
+    assert not dead.exists()
+    running.rmdir()
     token_file = Path(env["AZURE_FEDERATED_TOKEN_FILE"])
     status = token_file.stat()
     assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (sandbox.uid, 0o640)
     assert idtoken.decode(token_file.read_text()).claims["sub"] == emulator.service_account_id
-    ours = sandbox.cache_directory / f"azfed-helper-pyz-{sandbox.uid}"
     (unpacked,) = ours.iterdir()
     for path in (ours, unpacked):
         status = path.lstat()

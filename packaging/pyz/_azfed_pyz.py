@@ -97,14 +97,18 @@ class HeavyFinder:
     this one's path."""
 
     def __init__(self) -> None:
+        import _thread  # built in and loaded at start-up, unlike threading
+
         self._directory: str | None = None
+        self._lock = _thread.allocate_lock()  # two threads importing: one unpacks
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
         if path is not None or name not in HEAVY_NAMES:
             return None
-        if self._directory is None:
-            self._directory = unpacked_directory()
-            sys.path.append(self._directory)
+        with self._lock:
+            if self._directory is None:
+                self._directory = unpacked_directory()
+                sys.path.append(self._directory)
         from importlib.machinery import PathFinder
 
         return PathFinder.find_spec(name, [self._directory])
@@ -165,6 +169,11 @@ def unpacked_directory() -> str:
             os.stat(HEAVY_KEY, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             _unpack(fd, ours)
+    except OSError as exc:
+        raise _error(
+            f"cannot unpack {ARCHIVE} into {ours}: {exc}",
+            "make room there, or point AZFED_PYZ_CACHE at another directory",
+        ) from exc
     finally:
         os.close(fd)
     return os.path.join(ours, HEAVY_KEY)
