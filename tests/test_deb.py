@@ -199,6 +199,7 @@ def installation(deb: Path) -> Iterator[Installation]:
         pytest.skip(reason)
     if shutil.which("dpkg") is None:
         pytest.skip("dpkg is not installed")
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
     with open(LOCK, "w") as lock:
         deadline = time.monotonic() + 90
         while True:

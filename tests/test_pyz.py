@@ -274,6 +274,7 @@ def test_without_a_directory_to_unpack_into(pyz: Path, sandbox_root: Path, emula
         (0o1777, "symlink", "refusing to use"),
         (0o1777, None, None),
     ],
+    ids=["world-writable", "planted-directory", "planted-symlink", "sticky"],
 )
 def test_unpacking_in_a_shared_directory(
     pyz: Path,
