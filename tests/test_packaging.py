@@ -9,17 +9,27 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from azfed_helper import __version__
 from azfed_helper._internal import config
 from azfed_helper._internal.cli import build_parser
 from azfed_helper._internal.options import OPTIONS
 
-from .conftest import REPO
+from . import dist_artefacts
+from .conftest import REPO, run_cli
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 PACKAGING = REPO / "packaging"
 TOKEN_DIR = "/var/run/azfed"
@@ -47,16 +57,27 @@ def unit(name: str) -> configparser.ConfigParser:
     return parser
 
 
+SERVICES = [
+    "azfed-helper-write.service",
+    "azfed-helper.service",
+    "azfed-helper-write@.service",
+    "azfed-helper@.service",
+]
+TIMERS = ["azfed-helper-write.timer", "azfed-helper-write@.timer"]
+PROGRAM = "/usr/bin/azfed-helper"  # where the Debian package puts it
+
+
 def test_systemd_units_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     binary = Path(sys.executable).with_name("azfed-helper")
     assert binary.exists(), "the console script must be installed (./scripts/test does it)"
-    names = ["azfed-helper-write.service", "azfed-helper-write.timer", "azfed-helper.service"]
-    for name in names:
+    for name in SERVICES + TIMERS:
         text = (PACKAGING / "systemd" / name).read_text()
-        (tmp_path / name).write_text(text.replace("/usr/local/bin/azfed-helper", str(binary)))
+        (tmp_path / name).write_text(text.replace(PROGRAM, str(binary)))
+    # A template is verified through an instance of it.
+    names = [name.replace("@.", "@ci.") for name in SERVICES + TIMERS]
     done = subprocess.run(
         [analyze, "verify", "--man=no", *names],
         cwd=tmp_path,
@@ -68,34 +89,67 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     assert done.stderr.strip() == ""  # no ignored or misspelt settings
 
 
-@pytest.mark.parametrize("name", ["azfed-helper-write.service", "azfed-helper.service"])
+@pytest.mark.parametrize("name", SERVICES)
 def test_systemd_services_are_hardened_and_consistent(name: str) -> None:
     service = unit(name)["Service"]
+    template = "@" in name
     for key, value in {
+        "User": "azfed-helper",
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",
+        "ProtectHome": "yes",
         "PrivateTmp": "yes",
         "CapabilityBoundingSet": "",
         "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
-        "RuntimeDirectory": "azfed-helper",
+        "RuntimeDirectory": "azfed-helper/%i" if template else "azfed-helper",
         "RuntimeDirectoryMode": "0750",
-        "EnvironmentFile": "/etc/azfed-helper/azfed-helper.env",
+        # The .pyz unpacks its heavy dependencies there: never in a home.
+        "CacheDirectory": "azfed-helper",
+        "CacheDirectoryMode": "0700",
     }.items():
         assert service.get(key) == value, key
     assert "SystemCallFilter" in service
     command = service["ExecStart"].split()
-    assert command[0] == "/usr/local/bin/azfed-helper"
-    assert_cli_accepts(command[1:])
+    assert command[0] == PROGRAM
+    assert_cli_accepts([arg.replace("%i", "ci") for arg in command[1:]])
+    if template:
+        # The instance is the profile; the unit, not the profile, places the token file.
+        assert command[-2:] == ["--profile", "%i"]
+        assert "EnvironmentFile" not in service
+        environment = unit_environment(name)
+        assert environment["AZFED_CONFIG"] == "/etc/azfed-helper/config.toml"
+        runtime = f"%t/{service['RuntimeDirectory']}/"
+        assert environment["AZURE_FEDERATED_TOKEN_FILE"] == runtime + "token"
+    else:
+        assert service["EnvironmentFile"] == "/etc/azfed-helper/azfed-helper.env"
 
 
-def test_systemd_daemon_and_timer_shape() -> None:
-    daemon = unit("azfed-helper.service")["Service"]
+def unit_environment(name: str) -> dict[str, str]:
+    """Every Environment= line of a unit (configparser keeps only the last)."""
+    values = {}
+    for line in (PACKAGING / "systemd" / name).read_text().splitlines():
+        if line.startswith("Environment="):
+            variable, _, value = line.removeprefix("Environment=").partition("=")
+            values[variable] = value
+    return values
+
+
+@pytest.mark.parametrize("name", ["azfed-helper.service", "azfed-helper@.service"])
+def test_systemd_daemon_shape(name: str) -> None:
+    daemon = unit(name)["Service"]
     assert daemon["Type"] == "notify"
     assert daemon["Restart"] == "on-failure"
-    timer = unit("azfed-helper-write.timer")["Timer"]
+    assert daemon["RuntimeDirectoryPreserve"] == "restart"  # the token file survives a restart
+    assert unit_environment(name)["AZFED_CACHE_DIR"].startswith("%C/azfed-helper")
+
+
+@pytest.mark.parametrize("name", TIMERS)
+def test_systemd_timer_shape(name: str) -> None:
+    timer = unit(name)["Timer"]
     assert timer["OnCalendar"] == "*:0/5"
     assert timer["Persistent"] == "true"
     assert "RandomizedDelaySec" in timer
+    assert (PACKAGING / "systemd" / name.replace(".timer", ".service")).is_file()
 
 
 def test_systemd_environment_file_matches_runtime_directory() -> None:
@@ -108,6 +162,72 @@ def test_systemd_environment_file_matches_runtime_directory() -> None:
     assert set(variables) <= known_variables()
     assert variables["AZURE_FEDERATED_TOKEN_FILE"] == "/run/azfed-helper/token"  # RuntimeDirectory
     config.parse_mode(variables["AZFED_MODE"])
+
+
+@pytest.mark.parametrize("profile", ["payments", "reports"])
+def test_example_config_profiles_load(profile: str, tmp_path: Path) -> None:
+    """The example config.toml the Debian package ships for the template units is valid."""
+    example = PACKAGING / "systemd" / "config.toml"
+    done = run_cli(
+        "env", "--config", str(example), "--profile", profile, "--token-file", str(tmp_path / "t")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "export AZURE_CLIENT_ID=" in done.stdout
+    assert "00000000" not in done.stdout
+
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def test_build_system_and_metadata() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    # 77: the first setuptools that understands the SPDX `license = "MIT"` form.
+    assert project["build-system"]["requires"] == ["setuptools>=77"]
+    assert project["project"]["license"] == "MIT"
+    assert project["project"]["requires-python"] == f">={PYTHONS[0]}"
+    classifiers = project["project"]["classifiers"]
+    for version in PYTHONS:
+        assert f"Programming Language :: Python :: {version}" in classifiers
+    assert (REPO / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def test_wheel_and_sdist_carry_the_licence() -> None:
+    licence = (REPO / "LICENSE").read_bytes()
+    wheel = dist_artefacts.artefact("azfed_helper-{version}-py3-none-any.whl")
+    info = f"azfed_helper-{__version__}.dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read(f"{info}/licenses/LICENSE") == licence
+        metadata = BytesParser().parsebytes(archive.read(f"{info}/METADATA"))
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    sdist = dist_artefacts.artefact("azfed_helper-{version}.tar.gz")
+    with tarfile.open(sdist) as archive:
+        member = archive.extractfile(f"azfed_helper-{__version__}/LICENSE")
+        assert member is not None and member.read() == licence
+
+
+def test_container_build_stage_copies_what_the_package_needs() -> None:
+    """Every top-level entry of the sdist that a build reads is copied into the build stage."""
+    build_stage = containerfile()[: [k for k, _ in containerfile()].index("FROM", 1)]
+    copied = {
+        source for keyword, rest in build_stage if keyword == "COPY" for source in rest.split()[:-1]
+    }
+    sdist = dist_artefacts.artefact("azfed_helper-{version}.tar.gz")
+    with tarfile.open(sdist) as archive:
+        tops = {name.split("/")[1] for name in archive.getnames() if name.count("/") >= 1}
+    needed = tops - {"PKG-INFO", "setup.cfg", "azfed_helper.egg-info", "tests"}
+    assert needed <= copied, needed - copied
+
+
+@pytest.mark.parametrize("manifest", ["kubernetes/gke-sidecar.yaml", "cloudrun/service.yaml"])
+def test_manifests_say_the_image_is_yours_to_build(manifest: str) -> None:
+    """No image is published: each manifest shows the commands that build and push it, and
+    uses the name those commands push."""
+    text = (PACKAGING / manifest).read_text()
+    image = "REGION-docker.pkg.dev/PROJECT_ID/REPO/azfed-helper:" + __version__
+    assert f"docker build -f packaging/container/Containerfile -t {image} ." in text
+    assert f"docker push {image}" in text
+    assert f"image: {image}" in text
 
 
 def containerfile() -> list[tuple[str, str]]:

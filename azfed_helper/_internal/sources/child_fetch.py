@@ -52,7 +52,7 @@ def fetch(settings: Settings) -> str:
     """google_source.fetch, run in a child process; raises the child's error in this one."""
     request = json.dumps({name: getattr(settings, name) for name in FIELDS})
     env = dict(os.environ)
-    # The child must import this very package (a virtualenv, a zipapp unpacked by shiv ...).
+    # The child must import this very package (a virtualenv, the single-file .pyz ...).
     env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
     # The fetch bounds itself, every hop and retry counted; past that the child is stuck.
     limit = total_source_budget(settings)
