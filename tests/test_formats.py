@@ -71,3 +71,14 @@ def test_env_is_shell_safe() -> None:
 
 def test_raw_is_the_token() -> None:
     assert formats.render("raw", TOKEN, "t") == TOKEN.token
+
+
+@pytest.mark.parametrize(
+    "word", ["", "plain", "a b", "it's", "$HOME", "x=y,z", "ümlaut", "a\nb", "--x"]
+)
+def test_shell_quote_is_shlex_quote(word: str) -> None:
+    import shlex
+
+    from azfed_helper._internal.shell import quote
+
+    assert quote(word) == shlex.quote(word)

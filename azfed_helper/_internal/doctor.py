@@ -11,7 +11,6 @@ import grp
 import json
 import os
 import pwd
-import shlex
 import stat
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from .config import Settings
 from .durations import format_duration
 from .errors import AzfedError
 from .idtoken import GOOGLE_ISSUER, IdToken
+from .shell import quote
 from .sources import google as google_source
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -93,8 +93,8 @@ class Doctor:
             "description": f"Google service account {claims.get('email', claims['sub'])}",
         }
         command = (
-            f"az ad app federated-credential create --id {shlex.quote(client)} "
-            f"--parameters {shlex.quote(json.dumps(parameters))}"
+            f"az ad app federated-credential create --id {quote(client)} "
+            f"--parameters {quote(json.dumps(parameters))}"
         )
         details = [
             f"issuer {GOOGLE_ISSUER}, subject {claims['sub']}, audience {self.settings.audience}",

@@ -15,6 +15,7 @@ import time
 
 from . import TYPE_CHECKING, jsonfast
 from .errors import UsageError
+from .shell import exports
 
 if TYPE_CHECKING:
     from .entra.cache import AccessToken
@@ -72,11 +73,6 @@ def exec_credential(token: AccessToken, exec_info: str | None) -> dict[str, obje
     }
 
 
-def _shell_quote(value: str) -> str:
-    """shlex.quote without importing shlex (and re) on the fast path."""
-    return "'" + value.replace("'", "'\"'\"'") + "'"
-
-
 def render(output: str, token: AccessToken, tenant: str, exec_info: str | None = None) -> str:
     """The text to print for ``output`` (one of config.OUTPUTS)."""
     if output in ("json", "exec-credential"):
@@ -86,8 +82,5 @@ def render(output: str, token: AccessToken, tenant: str, exec_info: str | None =
     if output == "exec-credential":
         return json.dumps(exec_credential(token, exec_info), indent=2)
     if output == "env":
-        return (
-            f"export {ENV_NAME}={_shell_quote(token.token)}\n"
-            f"export {ENV_NAME}_EXPIRES_ON={token.expires_on}"
-        )
+        return exports({ENV_NAME: token.token, f"{ENV_NAME}_EXPIRES_ON": str(token.expires_on)})
     return token.token

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from .._internal.shell import exports
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -89,7 +90,7 @@ def export_lines(
         env["GOOGLE_APPLICATION_CREDENTIALS"] = os.fspath(key_file.resolve())
     if github:
         env.update(emulator.github_actions_env())
-    lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    lines = exports(env).splitlines()
     lines.append(
         f"# service account {emulator.service_account_email} (sub {emulator.service_account_id})"
     )

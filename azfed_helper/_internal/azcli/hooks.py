@@ -8,6 +8,7 @@ import sys
 from .. import TYPE_CHECKING
 from ..errors import UsageError
 from ..options import for_command
+from ..shell import quote
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,9 +27,7 @@ def _quote_powershell(word: str) -> str:
 def hook_snippet(shell: str, command: Sequence[str]) -> str:
     """A function named ``az`` that runs ``command az ... -- ARGS`` (the hook, then the real az)."""
     if shell in ("bash", "zsh"):
-        import shlex
-
-        line = " ".join(shlex.quote(word) for word in command)
+        line = " ".join(quote(word) for word in command)
         return f'az() {{ {line} -- "$@"; }}\n'
     if shell == "fish":
         line = " ".join(_quote_fish(word) for word in command)

@@ -13,6 +13,7 @@ import os
 from ..config import Settings, resolve
 from ..identity import envfile as mi_env
 from ..options import BY_DEST
+from ..shell import exports
 
 # Terraform's azurerm/azuread providers name sovereign clouds by environment, not by host.
 _TERRAFORM_ENVIRONMENTS = {
@@ -81,7 +82,7 @@ def render(variables: dict[str, str], fmt: str, unset: tuple[str, ...] = ()) -> 
     """JSON, or ``export`` lines followed by ``unset`` lines (sh)."""
     if fmt == "json":
         return json.dumps(variables, indent=2)
-    return mi_env.shell_text(variables, unset)
+    return exports(variables, unset)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,11 +9,11 @@ Standard library only.
 from __future__ import annotations
 
 import os
-import shlex
 
 from .. import TYPE_CHECKING, tokenfile
 from ..entra import cache
 from ..errors import AzfedError, UsageError
+from ..shell import exports
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -52,9 +52,7 @@ def variables(endpoint: str, secret: str) -> dict[str, str]:
 def shell_text(values: dict[str, str], unset: tuple[str, ...] = (SERVICE_FABRIC_VARIABLE,)) -> str:
     """Shell-quoted ``export`` lines, then ``unset`` lines; by default the one that keeps
     managed-identity clients off the Service Fabric path."""
-    lines = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
-    lines += [f"unset {name}" for name in unset]
-    return "\n".join(lines)
+    return exports(values, unset)
 
 
 def write_env_file(path: str, values: dict[str, str]) -> str:
@@ -90,6 +88,8 @@ def remove_env_file(path: str, written: str) -> None:
 
 def read_env_file(path: str) -> dict[str, str]:
     """The variables in a file written by :func:`write_env_file`."""
+    import shlex
+
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read(64 * 1024)
