@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any
 from ._internal.errors import AzfedError
 from .credential import CredentialCore, authentication_error, build_core, require_azure_core
 
-if TYPE_CHECKING:
+try:  # at module level, so that typing.get_type_hints resolves the public signatures
     from azure.core.credentials import AccessToken as CoreAccessToken
     from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
+except ImportError:  # the optional extra is missing: constructing a credential says how to add it
+    pass
 
+if TYPE_CHECKING:
     from ._internal.entra.cache import AccessToken
 
 __all__ = ["GoogleFederatedCredential"]
@@ -64,16 +67,12 @@ class GoogleFederatedCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> CoreAccessToken:
-        from azure.core.credentials import AccessToken as CoreAccessToken
-
         token = await self._acquire(scopes, tenant_id, claims)
         return CoreAccessToken(token.token, token.expires_on)
 
     async def get_token_info(
         self, *scopes: str, options: TokenRequestOptions | None = None
     ) -> AccessTokenInfo:
-        from azure.core.credentials import AccessTokenInfo
-
         opts: dict[str, Any] = dict(options or {})
         token = await self._acquire(scopes, opts.get("tenant_id"), opts.get("claims"))
         return AccessTokenInfo(token.token, token.expires_on, token_type=token.token_type)

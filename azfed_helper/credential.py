@@ -18,10 +18,13 @@ from ._internal import config
 from ._internal.entra.cache import MIN_REMAINING, AccessToken
 from ._internal.errors import AzfedError, UsageError
 
-if TYPE_CHECKING:
+try:  # at module level, so that typing.get_type_hints resolves the public signatures
     from azure.core.credentials import AccessToken as CoreAccessToken
     from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
+except ImportError:  # the optional extra is missing: constructing a credential says how to add it
+    pass
 
+if TYPE_CHECKING:
     from ._internal.config import Settings
     from ._internal.entra.exchange import Exchange
 
@@ -175,16 +178,12 @@ class GoogleFederatedCredential:
         enable_cae: bool = False,
         **kwargs: Any,
     ) -> CoreAccessToken:
-        from azure.core.credentials import AccessToken as CoreAccessToken
-
         token = self._acquire(scopes, tenant_id, claims)
         return CoreAccessToken(token.token, token.expires_on)
 
     def get_token_info(
         self, *scopes: str, options: TokenRequestOptions | None = None
     ) -> AccessTokenInfo:
-        from azure.core.credentials import AccessTokenInfo
-
         opts: dict[str, Any] = dict(options or {})
         token = self._acquire(scopes, opts.get("tenant_id"), opts.get("claims"))
         return AccessTokenInfo(token.token, token.expires_on, token_type=token.token_type)

@@ -29,14 +29,7 @@ def configured(
 
 
 def test_public_api_is_pinned() -> None:
-    assert azfed_helper.__all__ == [
-        "AzfedError",
-        "GoogleFederatedCredential",
-        "IdToken",
-        "Settings",
-        "__version__",
-        "sync_once",
-    ]
+    assert azfed_helper.__all__ == ["GoogleFederatedCredential", "__version__"]
     from azfed_helper.credential import GoogleFederatedCredential
 
     assert azfed_helper.GoogleFederatedCredential is GoogleFederatedCredential
