@@ -65,13 +65,14 @@ def test_env_file_is_private_and_env_prints_it(serve: Serve, base_env: dict[str,
     assert lines[0].startswith("export IDENTITY_ENDPOINT=http://127.0.0.1:")
     assert lines[0].endswith("/msi/token")
     assert lines[1].startswith("export IDENTITY_HEADER=")
-    assert lines[2].startswith("export NO_PROXY=127.0.0.1,localhost")
+    assert lines[2].startswith("export NO_PROXY=")
     assert lines[3] == "unset IDENTITY_SERVER_THUMBPRINT"
     as_json = run_cli(
         "env", "--for", "managed-identity", "--env-file", str(serve.env_file), "--format", "json"
     )
     variables = json.loads(as_json.stdout)
     assert set(variables) == {"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "NO_PROXY"}
+    assert set(variables["NO_PROXY"].split(",")) == {"127.0.0.1", "localhost", "::1", "[::1]"}
     request = urllib.request.Request(
         variables["IDENTITY_ENDPOINT"] + "?api-version=2019-08-01&resource=https://vault.azure.net",
         headers={"X-IDENTITY-HEADER": variables["IDENTITY_HEADER"]},
