@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # Commands whose no-op case is answered without argparse (see fastpath.py).
 FAST_PATHS = ("write", "token", "az-login", "az")
+# Long-running commands for which SIGHUP is a request from the start (see sighup.py).
+HOLD_SIGHUP = ("daemon", "serve")
 
 
 def _chosen_command(argv: Sequence[str]) -> str | None:
@@ -124,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = try_fast_path(args_list)
         if code is not None:
             return code
+    if _chosen_command(args_list) in HOLD_SIGHUP:
+        from .sighup import hold
+
+        hold()
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     try:
