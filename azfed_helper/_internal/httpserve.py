@@ -183,10 +183,13 @@ class Handler(BaseHTTPRequestHandler):
             values[0], self.server.loopback_only, self.extra_hosts()
         ):
             return None
-        shown = repr(printable(values[0])) if len(values) == 1 else f"{len(values)} Host headers"
+        if len(values) == 1:
+            problem = f"Host '{printable(values[0])}' does not name this machine"
+        else:
+            problem = f"{len(values)} Host headers" if values else "no Host header"
         return (
-            f"forbidden: Host {shown} does not name this machine; use an IP address or "
-            "localhost in the URL (other names are refused: DNS rebinding protection)"
+            f"forbidden: {problem}; use an IP address or localhost in the URL (other names are "
+            "refused: DNS rebinding protection)"
         )
 
     def extra_hosts(self) -> tuple[str, ...]:
@@ -312,6 +315,8 @@ class BackgroundServer:
                         else:
                             self._receive(key.data)
                     self._expire(time.monotonic())
+            except Exception:  # a bug here must not leave a silent, dead endpoint behind
+                log.error("%s stopped answering", self._name, exc_info=True)
             finally:
                 for connection in list(self._reading.values()):
                     self._drop(connection)
