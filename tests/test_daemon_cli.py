@@ -20,16 +20,18 @@ import pytest
 
 from azfed_helper._internal import idtoken
 
-from .conftest import cli_env, run_cli
+from .conftest import cli_env, make_jwt, run_cli
 
 
 class Daemon:
     """A daemon child whose JSON log lines are read as they come."""
 
-    def __init__(self, emulator: Any, *args: str) -> None:
+    def __init__(self, emulator: Any, *args: str, launcher: str | None = None) -> None:
+        program = ["-m", "azfed_helper"] if launcher is None else ["-c", launcher]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "azfed_helper", "daemon", "--log-format", "json", *args],
+            [sys.executable, *program, "daemon", "--log-format", "json", *args],
             env=cli_env(emulator.env()),
+            stdin=subprocess.DEVNULL if launcher is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -74,7 +76,7 @@ class Daemon:
             self.process.kill()
         self.process.wait()
         self.reader.join(5)
-        for pipe in (self.process.stdout, self.process.stderr):
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
             if pipe is not None:
                 pipe.close()
 
@@ -89,8 +91,8 @@ def daemons() -> Iterator[list[Daemon]]:
 
 @pytest.fixture
 def start_daemon(emulator: Any, daemons: list[Daemon]) -> Any:
-    def start(*args: str) -> Daemon:
-        daemon = Daemon(emulator, *args)
+    def start(*args: str, launcher: str | None = None) -> Daemon:
+        daemon = Daemon(emulator, *args, launcher=launcher)
         daemons.append(daemon)
         return daemon
 
@@ -162,6 +164,49 @@ def test_sighup_refreshes_and_sigterm_mid_refresh_stops_cleanly(
     assert kept.decode() not in stderr  # the token itself is never logged
     for line in stderr.splitlines():
         json.loads(line)  # one JSON object per line, nothing else
+
+
+# Runs the CLI as `python -m azfed_helper` does, but holds it still (a breakpoint, no change to
+# what it does) when it loads the daemon command's module, which happens while the command line
+# is read: it tells the test on stdout and goes on once the test writes a line to stdin.
+PAUSE_WHILE_STARTING = """
+import os, runpy, sys
+held = []
+def pause(event, args):
+    if event == "open" and not held and "commands" in str(args[0]) \\
+            and os.path.basename(str(args[0])).startswith("daemon."):
+        held.append(1)
+        print("starting", flush=True)
+        sys.stdin.readline()
+sys.addaudithook(pause)
+sys.argv[0] = "azfed-helper"
+runpy.run_module("azfed_helper", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_sighup_while_starting_is_a_refresh_request(
+    emulator: Any, start_daemon: Any, tmp_path: Path
+) -> None:
+    """Building the parser and importing the command take most of start-up; a SIGHUP then
+    (a reload sent by an operator or a tool at the wrong moment) used to end the daemon with 129.
+    Now it is remembered: the daemon starts, keeps the still-fresh file, then refreshes."""
+    path = tmp_path / "token"
+    path.write_text(make_jwt(sub="from-before"))
+    path.chmod(0o600)  # as the daemon would leave it: nothing to do at start
+    daemon = start_daemon("--token-file", str(path), launcher=PAUSE_WHILE_STARTING)
+    assert daemon.process.stdout.readline() == "starting\n"
+    daemon.signal(signal.SIGHUP)
+    daemon.process.stdin.write("go on\n")
+    daemon.process.stdin.flush()
+    refreshed = daemon.wait_event("refreshed")
+    assert refreshed["sub"] == idtoken.decode(path.read_bytes()).claims["sub"] != "from-before"
+    events = [record["event"] for record in daemon.seen]
+    # The signal's log line and the loop's first step run in different threads: either may come
+    # first, but the refresh comes after both.
+    assert max(events.index("sighup"), events.index("kept")) < events.index("refreshed")
+    assert emulator.counts["metadata.identity"] == 1  # the refresh SIGHUP asked for
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
 
 
 def test_remove_on_exit_with_sigint(emulator: Any, start_daemon: Any, tmp_path: Path) -> None:

@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
+import io
 import json
+import logging
+import socket
+import struct
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from azfed_helper._internal import httpserve, logs
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.entra.assertion import AssertionSource
 from azfed_helper._internal.entra.exchange import Exchange
@@ -253,7 +259,7 @@ def test_stop_closes_the_port_and_removes_the_env_file(settings: Settings, tmp_p
     assert f"export IDENTITY_ENDPOINT={server.url}" in text
     assert f"export IDENTITY_HEADER={SECRET}" in text
     assert "unset IDENTITY_SERVER_THUMBPRINT" in text
-    assert "NO_PROXY=127.0.0.1,localhost" in text
+    assert "NO_PROXY='::1,[::1],127.0.0.1,localhost'" in text  # IPv6 loopback too
     server.stop()
     assert not env_file.exists()
     assert server.ready() == (False, "the managed-identity endpoint is not running")
@@ -277,3 +283,139 @@ def test_unknown_resource_at_entra_does_not_make_it_unready(
     assert "AADSTS500011" in body["message"]
     assert server.ready()[0]
     assert token_for(server, ARM)[0] == 200
+
+
+def raw_get(server: IdentityServer, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    """A request with exactly these headers (urllib would add its own Host)."""
+    connection = http.client.HTTPConnection(*server.address, timeout=30)
+    try:
+        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_dns_rebinding_host_is_refused_before_anything_else(
+    server: IdentityServer, emulator: Any
+) -> None:
+    """A page at http://evil.example:PORT/ whose name now resolves to 127.0.0.1 is same-origin
+    with us in the browser: it could set any header. Its Host still names evil.example."""
+    port = server.address[1]
+    query = f"/msi/token?api-version=2019-08-01&resource={ARM}"
+    headers = {"X-IDENTITY-HEADER": SECRET, "Metadata": "true"}
+    status, body = raw_get(server, query, {**headers, "Host": f"evil.example:{port}"})
+    assert status == 403
+    assert body["error"] == "forbidden" and body["statusCode"] == 403
+    assert "Host 'evil.example:" in body["message"] and "DNS rebinding" in body["message"]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+        assert raw_get(server, query, {**headers, "Host": host})[0] == 200
+    assert server.counters()["forbidden"] == 1 and server.counters()["ok"] == 3
+    assert 'azfed_identity_requests_total{result="forbidden"} 1' in server.metrics_text()
+    assert emulator.counts["entra.token"] == 1  # the refused request reached nothing
+
+
+def test_imds_path_host_and_proxied_requests(settings: Settings, emulator: Any) -> None:
+    """IMDS clients name 169.254.169.254 (where a DNAT rule may send them to us); the real IMDS
+    refuses requests relayed by a proxy, and so do we, secret or not."""
+    query = f"{IMDS_PATH}?api-version=2018-02-01&resource={ARM}"
+    with IdentityServer(settings, SECRET, port=0, imds=True) as opened:
+        assert raw_get(opened, query, {"Host": "169.254.169.254", "Metadata": "true"})[0] == 200
+        app_service = f"/msi/token?api-version=2019-08-01&resource={ARM}"
+        wrong_path = {"Host": "169.254.169.254", "X-IDENTITY-HEADER": SECRET}
+        assert raw_get(opened, app_service, wrong_path)[0] == 403
+        for relayed in ({"X-Forwarded-For": "10.0.0.9"}, {"Forwarded": "for=10.0.0.9"}):
+            headers = {"Host": "127.0.0.1", "Metadata": "true", "x-ms-identity": SECRET, **relayed}
+            status, body = raw_get(opened, query, headers)
+            assert status == 400 and "relayed by a proxy" in body["message"]
+        assert opened.counters()["bad_request"] == 2
+
+
+def test_all_slots_answering_gives_a_json_503(settings: Settings, emulator: Any) -> None:
+    """When every connection is a request being answered (none merely idle), a new one is told
+    to come back rather than queued without limit."""
+    release, entered = threading.Event(), threading.Event()
+    source = AssertionSource(settings)
+
+    def slow_assertion() -> str:
+        entered.set()
+        release.wait(30)
+        return source()
+
+    exchange = Exchange(settings, assertion=slow_assertion, sleep=no_sleep)
+    limits = httpserve.Limits(max_connections=1)
+    with (
+        IdentityServer(settings, SECRET, port=0, exchange=exchange, limits=limits) as server,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        pending = pool.submit(token_for, server, ARM)
+        assert entered.wait(20)  # that request is being answered: it holds the only slot
+        status, body = token_for(server, "https://vault.azure.net")
+        assert status == 503 and body["error"] == "temporarily_unavailable"
+        assert "all 1 connections are taken" in body["message"]
+        release.set()
+        assert pending.result(timeout=30)[0] == 200
+        # The slot is free once that answer's thread is done (a moment after the client has it).
+        wait_until(lambda: token_for(server, ARM)[0] == 200)
+
+
+def test_client_gone_before_the_answer_is_one_log_line(
+    settings: Settings,
+    emulator: Any,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that resets while its token is being fetched: our logger says so once (JSON
+    here, as with --log-format json), and socketserver prints no traceback on stderr."""
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)
+    stream = io.StringIO()
+    logs.setup("json", stream=stream)
+    release, entered = threading.Event(), threading.Event()
+    source = AssertionSource(settings)
+
+    def slow_assertion() -> str:
+        entered.set()
+        release.wait(30)
+        return source()
+
+    exchange = Exchange(settings, assertion=slow_assertion, sleep=no_sleep)
+    with IdentityServer(settings, SECRET, port=0, exchange=exchange) as server:
+        client = socket.create_connection(server.address, timeout=10)
+        client.sendall(
+            f"GET /msi/token?resource={ARM} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+            f"X-IDENTITY-HEADER: {SECRET}\r\n\r\n".encode()
+        )
+        assert entered.wait(20)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # RST
+        release.set()
+        wait_until(lambda: "http_client_error" in stream.getvalue())
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lost = [record for record in records if record["event"] == "http_client_error"]
+    assert len(lost) == 1 and "connection lost while answering" in lost[0]["message"]
+    assert "traceback" not in lost[0]
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_malformed_requests_get_json_errors_too(server: IdentityServer) -> None:
+    """What http.server itself refuses reaches clients in the endpoint's JSON shape."""
+    for line, status in ((b"GET /a b HTTP/1.0", 400), (b"BREW /msi/token HTTP/1.0", 501)):
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall(line + b"\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == str(status).encode()
+        assert json.loads(body)["statusCode"] == status
+    assert server.counters()["bad_request"] == 2

@@ -21,12 +21,8 @@ ARM = "https://management.azure.com/.default"
 VAULT = "https://vault.azure.net/.default"
 
 
-@pytest.fixture
-def handed_out(
-    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Serve, dict[str, str]]]:
-    server_env = {**emulator.env(), "AZFED_CACHE_DIR": str(tmp_path / "cache")}
-    running = Serve(server_env, tmp_path / "mi.env")
+def hand_out(running: Serve, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Set what `env --for managed-identity` prints, and a proxy that only NO_PROXY avoids."""
     shown = run_cli(
         "env", "--for", "managed-identity", "--env-file", str(running.env_file), "--format", "json"
     )
@@ -34,7 +30,20 @@ def handed_out(
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # NO_PROXY must keep us off it
-    yield running, variables
+    return variables
+
+
+@pytest.fixture
+def server_env(emulator: Any, tmp_path: Path) -> dict[str, str]:
+    return {**emulator.env(), "AZFED_CACHE_DIR": str(tmp_path / "cache")}
+
+
+@pytest.fixture
+def handed_out(
+    server_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Serve, dict[str, str]]]:
+    running = Serve(server_env, tmp_path / "mi.env")
+    yield running, hand_out(running, monkeypatch)
     running.stop()
 
 
@@ -143,3 +152,21 @@ def test_imds_route_through_the_pod_identity_host(
     finally:
         running.stop()
     assert emulator.counts["entra.token"] == 2
+
+
+def test_ipv6_loopback_endpoint_is_reached_past_the_proxy(
+    server_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --bind ::1`: NO_PROXY used to name only 127.0.0.1 and localhost, so
+    azure-identity sent the request for http://[::1]:PORT to the proxy."""
+    from azure.identity import ManagedIdentityCredential
+
+    running = Serve(server_env, tmp_path / "mi.env", "--bind", "::1")
+    try:
+        variables = hand_out(running, monkeypatch)
+        assert variables["IDENTITY_ENDPOINT"].startswith("http://[::1]:")
+        with ManagedIdentityCredential(retry_total=0) as credential:
+            assert credential.get_token(ARM).expires_on > time.time() + 3000
+    finally:
+        code, _out, err = running.stop()
+    assert code == 0 and "Traceback" not in err

@@ -23,6 +23,8 @@ PROG = "azfed-helper"
 EXIT_INTERRUPTED = 130
 # Commands whose no-op case is answered without argparse (see fastpath.py).
 FAST_PATHS = ("write", "token", "az-login", "az")
+# Long-running commands for which SIGHUP is a request from the start (see sighup.py).
+HOLD_SIGHUP = ("daemon", "serve")
 
 DESCRIPTION = """\
 Reach Azure from Google Cloud with no Azure secret.
@@ -144,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _fast(args_list)
         if code is not None:
             return code
+    if _chosen_command(args_list) in HOLD_SIGHUP:
+        from .sighup import hold
+
+        hold()
     try:
         parser = build_parser(args_list)
         args = parser.parse_args(args_list)

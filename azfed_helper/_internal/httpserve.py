@@ -1,54 +1,232 @@
 """Small HTTP servers answered in a background thread: the health and managed-identity endpoints.
 
-The thread waits on the listening socket and a wake-up pipe, not on ``serve_forever``'s
-half-second poll, so an idle server costs no CPU and :meth:`BackgroundServer.stop` is immediate.
-Each request is answered in its own daemon thread (``ThreadingHTTPServer``).
+Both face local attackers (other users, browser pages), so the server, not each endpoint, holds
+the line:
+
+- DNS rebinding: the ``Host`` header must be ``localhost`` or an IP address, and a loopback one
+  when the server listens on loopback. A rebinding page always sends its own DNS name.
+- Idle and slow clients: one thread waits (``selectors``) on the listening socket, every
+  connection still sending its request and a wake-up pipe. A connection gets a thread of its
+  own only once its request head has arrived, and has :attr:`Limits.read_timeout` seconds to
+  send it. At most :attr:`Limits.max_connections` are open: a new one takes the place of the
+  oldest still sending, so a flood of idle connections cannot lock a real client out; when all
+  are being answered, a new one gets a 503.
+- ``accept()`` failing for want of file descriptors (EMFILE) pauses accepting for a moment
+  instead of spinning; the stop pipe is still heard.
+- A client that resets or sends garbage costs one log line, never a traceback.
+
+Nothing polls: an idle server costs no CPU and :meth:`BackgroundServer.stop` is immediate.
+HTTP/1.0: one request per connection.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import logging
 import os
 import selectors
 import socket
 import threading
-from http.server import ThreadingHTTPServer
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from io import BytesIO
 
 from . import TYPE_CHECKING
 from .errors import UsageError
+from .logs import printable
 
 if TYPE_CHECKING:
-    from http.server import BaseHTTPRequestHandler
     from typing import Any
+
+log = logging.getLogger("azfed_helper.http")
+
+READ_TIMEOUT = 10.0
+MAX_CONNECTIONS = 64
+MAX_HEAD = 64 * 1024  # the request line and headers; http.server allows lines of 64 KiB
+ACCEPT_PAUSE = 0.5  # seconds without accept() after it failed for want of resources
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_WARN_EVERY = 60.0  # seconds between repeats of one overload warning
+_LISTENER, _STOP = "listener", "stop"
+TEXT_PLAIN = "text/plain; charset=utf-8"
 
 
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine (network namespace) can reach."""
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-class Server(ThreadingHTTPServer):
-    """A ``ThreadingHTTPServer`` whose handlers reach their application as ``server.context``.
+def _host_name(value: str) -> str | None:
+    """The host in a ``Host`` header value (``[v6]``, ``v4`` or a name, each with an optional
+    port), lower-cased; None when the value is malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, bracket, after = value[1:].partition("]")
+        if not bracket or ":" not in host or after[:1] not in ("", ":"):
+            return None
+        port = after[1:] if after else None
+    else:
+        host, colon, rest = value.partition(":")
+        port = rest if colon else None
+    if port is not None and not (port.isascii() and port.isdigit()):
+        return None
+    return host or None
+
+
+def host_allowed(value: str, loopback_only: bool, extra: tuple[str, ...] = ()) -> bool:
+    """Whether a request with ``Host: value`` may be answered.
+
+    Only ``localhost``, an IP address literal (a loopback one when ``loopback_only``) or one of
+    ``extra``; any port. A DNS name is refused: DNS rebinding needs one, and a page that names
+    an address itself is same-origin with it and gains nothing.
+    """
+    host = _host_name(value)
+    if host is None:
+        return False
+    if host == "localhost" or host in extra:
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return is_loopback(host) or not loopback_only
+
+
+class Limits:
+    """What clients may hold: ``read_timeout`` seconds for each to send its request head (and
+    then to take its answer), ``max_connections`` open at once."""
+
+    __slots__ = ("max_connections", "read_timeout")
+
+    def __init__(
+        self, read_timeout: float = READ_TIMEOUT, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+
+
+class Connection:
+    """An accepted connection and the request head received on it so far."""
+
+    __slots__ = ("address", "deadline", "head", "sock")
+
+    def __init__(self, sock: socket.socket, address: Any, deadline: float) -> None:
+        self.sock = sock
+        self.address = address
+        self.deadline = deadline
+        self.head = b""
+
+    @property
+    def peer(self) -> str:
+        host, port = self.address[:2]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+    def complete(self) -> bool:
+        return b"\r\n\r\n" in self.head or b"\n\n" in self.head
+
+
+class Server(HTTPServer):
+    """The listening socket (``HTTPServer`` binds it); handlers reach their application as
+    ``server.context``.
 
     ``context`` is ``Any`` (handlers annotate what they read): a Generic class would import
     ``typing`` at run time, a cost this light module avoids.
     """
 
-    daemon_threads = True
-    block_on_close = False
+    request_queue_size = 128  # the listen backlog: a burst waits in the kernel
 
-    def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: Any
-    ) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[Handler], context: Any) -> None:
         self.context: Any = context
+        self.handler = handler
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self.loopback_only = is_loopback(address[0])
         super().__init__(address, handler)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Base of our endpoints' handlers: reads the head the server thread received, refuses a
+    ``Host`` that does not name this machine before any route runs, logs through our logger.
+
+    Subclasses set ``log`` and answer errors in their own format by overriding :meth:`error_body`.
+    """
+
+    server: Server
+    log = log
+
+    def setup(self) -> None:
+        connection: Connection = self.request
+        self.connection = connection.sock
+        self.rfile = BytesIO(connection.head)
+        self.wfile = connection.sock.makefile("wb")
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        problem = self.host_problem()
+        if problem is not None:
+            self.refuse(403, problem)
+            return False
+        return True
+
+    def host_problem(self) -> str | None:
+        """Why this request's ``Host`` is refused, or None (exactly one, naming this machine)."""
+        values = self.headers.get_all("Host") or []
+        if len(values) == 1 and host_allowed(
+            values[0], self.server.loopback_only, self.extra_hosts()
+        ):
+            return None
+        if len(values) == 1:
+            problem = f"Host '{printable(values[0])}' does not name this machine"
+        else:
+            problem = f"{len(values)} Host headers" if values else "no Host header"
+        return (
+            f"forbidden: {problem}; use an IP address or localhost in the URL (other names are "
+            "refused: DNS rebinding protection)"
+        )
+
+    def extra_hosts(self) -> tuple[str, ...]:
+        """Hosts besides ``localhost`` and IP literals that this request may name."""
+        return ()
+
+    def refuse(self, status: int, message: str) -> None:
+        self.reply(status, *self.error_body(status, message))
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad syntax, unknown method ...) in the endpoint's format."""
+        self.close_connection = True
+        self.refuse(code, message or self.responses.get(code, ("error",))[0])
+
+    @classmethod
+    def error_body(cls, status: int, message: str) -> tuple[bytes, str]:
+        """The body and content type of an error answer."""
+        return (message + "\n").encode("utf-8"), TEXT_PLAIN
+
+    def reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        # http.server's request lines and parse errors; the human formatter escapes them.
+        self.log.debug("%s " + format, self.address_string(), *args, extra={"event": "http"})
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 class BackgroundServer:
@@ -60,12 +238,13 @@ class BackgroundServer:
     def __init__(
         self,
         address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
+        handler: type[Handler],
         context: Any,
         *,
         name: str,
         purpose: str,
         hint: str,
+        limits: Limits | None = None,
     ) -> None:
         host, port = address
         try:
@@ -74,10 +253,20 @@ class BackgroundServer:
             raise UsageError(
                 f"cannot listen on {host}:{port} for {purpose}: {exc.strerror}", hint
             ) from exc
+        self.server.socket.setblocking(False)
+        self.limits = limits or Limits()
         self._name = name
         self._wake_read, self._wake_write = os.pipe()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Served by the server thread only: connections still sending, oldest first.
+        self._reading: dict[socket.socket, Connection] = {}
+        self._selector: selectors.BaseSelector | None = None
+        self._paused_until: float | None = None
+        self._warned: dict[str, float] = {}
+        # Shared with the answering threads.
+        self._answering = 0
+        self._lock = threading.Lock()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -92,16 +281,6 @@ class BackgroundServer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
         self._thread.start()
-
-    def _serve(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.server.socket, selectors.EVENT_READ, "request")
-            selector.register(self._wake_read, selectors.EVENT_READ, "stop")
-            while True:
-                events = selector.select()
-                if any(key.data == "stop" for key, _ in events):
-                    return
-                self.server.handle_request()
 
     def stop(self, timeout: float = 1.0) -> bool:
         """Close the socket (started or not); requests being answered finish in their own threads.
@@ -118,3 +297,186 @@ class BackgroundServer:
         os.close(self._wake_read)
         os.close(self._wake_write)
         return True
+
+    # -- the server thread -----------------------------------------------------------------
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            self._selector = selector
+            selector.register(self.server.socket, selectors.EVENT_READ, _LISTENER)
+            selector.register(self._wake_read, selectors.EVENT_READ, _STOP)
+            try:
+                while True:
+                    for key, _ in selector.select(self._timeout()):
+                        if key.data is _STOP:
+                            return
+                        if key.data is _LISTENER:
+                            self._accept()
+                        else:
+                            self._receive(key.data)
+                    self._expire(time.monotonic())
+            except Exception:  # a bug here must not leave a silent, dead endpoint behind
+                log.error("%s stopped answering", self._name, exc_info=True)
+            finally:
+                for connection in list(self._reading.values()):
+                    self._drop(connection)
+
+    def _timeout(self) -> float | None:
+        """Until the oldest connection's deadline or the end of an accept pause, else forever."""
+        deadlines = [] if self._paused_until is None else [self._paused_until]
+        if self._reading:
+            deadlines.append(next(iter(self._reading.values())).deadline)
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _accept(self) -> None:
+        assert self._selector is not None
+        for _ in range(self.limits.max_connections):  # then the selector comes back for more
+            try:
+                sock, address = self.server.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    continue  # ECONNABORTED and the like: that client is gone already
+                self._selector.unregister(self.server.socket)
+                self._paused_until = time.monotonic() + ACCEPT_PAUSE
+                self._warn(
+                    "accept",
+                    "cannot accept connections on %s: %s; pausing %.1fs (raise the open-files "
+                    "limit, ulimit -n, if this repeats)",
+                    self._shown_address(),
+                    exc.strerror,
+                    ACCEPT_PAUSE,
+                )
+                return
+            self._admit(sock, address)
+
+    def _admit(self, sock: socket.socket, address: Any) -> None:
+        assert self._selector is not None
+        with self._lock:
+            answering = self._answering
+        if len(self._reading) + answering >= self.limits.max_connections:
+            if not self._reading:
+                self._refuse_busy(sock)
+                return
+            oldest = next(iter(self._reading.values()))
+            log.debug("closing %s: still no request, and a new client came", oldest.peer)
+            self._drop(oldest)
+        sock.setblocking(False)
+        connection = Connection(sock, address, time.monotonic() + self.limits.read_timeout)
+        self._reading[sock] = connection
+        self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _refuse_busy(self, sock: socket.socket) -> None:
+        """Best effort 503: all slots are answering requests, none is merely waiting."""
+        taken = self.limits.max_connections
+        message = f"busy: all {taken} connections are taken by requests being answered; retry"
+        body, content_type = self.server.handler.error_body(503, message)
+        head = (
+            "HTTP/1.0 503 Service Unavailable\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        try:
+            sock.setblocking(False)
+            sock.send(head.encode("ascii") + body)
+        except OSError:
+            pass
+        _close(sock)
+        self._warn("busy", "refusing connections on %s: %s", self._shown_address(), message)
+
+    def _receive(self, connection: Connection) -> None:
+        if self._reading.get(connection.sock) is not connection:
+            return  # dropped earlier in this round of events to make room
+        try:
+            data = connection.sock.recv(MAX_HEAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.debug("%s: %s before sending a request", connection.peer, exc.strerror or exc)
+            self._drop(connection)
+            return
+        if not data:
+            self._drop(connection)  # the client gave up
+            return
+        connection.head += data
+        if connection.complete():
+            self._dispatch(connection)
+        elif len(connection.head) > MAX_HEAD:
+            log.debug("closing %s: request head over %d bytes", connection.peer, MAX_HEAD)
+            self._drop(connection)
+
+    def _expire(self, now: float) -> None:
+        assert self._selector is not None
+        if self._paused_until is not None and now >= self._paused_until:
+            self._paused_until = None
+            self._selector.register(self.server.socket, selectors.EVENT_READ, _LISTENER)
+        while self._reading:
+            oldest = next(iter(self._reading.values()))
+            if oldest.deadline > now:
+                return
+            log.debug(
+                "closing %s: no complete request within %gs",
+                oldest.peer,
+                self.limits.read_timeout,
+            )
+            self._drop(oldest)
+
+    def _drop(self, connection: Connection) -> None:
+        assert self._selector is not None
+        self._selector.unregister(connection.sock)
+        del self._reading[connection.sock]
+        _close(connection.sock)
+
+    def _dispatch(self, connection: Connection) -> None:
+        """The head is complete: answer it in a thread of its own, with a deadline to write."""
+        assert self._selector is not None
+        self._selector.unregister(connection.sock)
+        del self._reading[connection.sock]
+        connection.sock.settimeout(self.limits.read_timeout)
+        with self._lock:
+            self._answering += 1
+        name = f"{self._name}-{connection.peer}"
+        try:
+            threading.Thread(
+                target=self._answer, args=(connection,), name=name, daemon=True
+            ).start()
+        except RuntimeError as exc:  # can't start new thread
+            self._answered(connection)
+            self._warn("thread", "cannot answer %s: %s", connection.peer, exc)
+
+    # -- answering threads -----------------------------------------------------------------
+
+    def _answer(self, connection: Connection) -> None:
+        try:
+            self.server.handler(connection, connection.address, self.server)  # type: ignore[arg-type]
+        except OSError as exc:  # reset, broken pipe, timed out: the client's side
+            log.info(
+                "%s: connection lost while answering: %s",
+                connection.peer,
+                exc.strerror or exc,
+                extra={"event": "http_client_error", "client": connection.peer},
+            )
+        except Exception:
+            log.error("internal error answering %s", connection.peer, exc_info=True)
+        finally:
+            self._answered(connection)
+
+    def _answered(self, connection: Connection) -> None:
+        _close(connection.sock)
+        with self._lock:
+            self._answering -= 1
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _shown_address(self) -> str:
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _warn(self, kind: str, message: str, *args: object) -> None:
+        """A warning about overload, at most once a minute per kind: a flood must not flood the log."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -_WARN_EVERY) < _WARN_EVERY:
+            return
+        self._warned[kind] = now
+        log.warning(message, *args, extra={"event": f"http_{kind}"})

@@ -11,7 +11,7 @@ import secrets
 import stat
 
 from .. import TYPE_CHECKING
-from ..errors import UsageError
+from ..errors import AzfedError, UsageError
 from . import envfile as mi_env
 
 if TYPE_CHECKING:
@@ -78,6 +78,31 @@ def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServ
         raise
     _announce(server, env_file, args)
     return server
+
+
+def reload_secret(server: IdentityServer, path: str | None) -> None:
+    """SIGHUP: re-read ``--secret-file``. A file that is now missing or invalid keeps the previous
+    secret (clients holding it keep working) and logs why."""
+    if not path:
+        log.info(
+            "SIGHUP: the endpoint's secret is random per start, nothing to re-read "
+            "(--secret-file makes it replaceable)",
+            extra={"event": "identity_secret_kept"},
+        )
+        return
+    try:
+        server.replace_secret(read_secret(path))
+    except AzfedError as exc:
+        log.error(
+            "SIGHUP: cannot use --secret-file %s, keeping the previous secret: %s",
+            path,
+            exc.message,
+            extra={"event": "identity_secret_reload_failed"},
+        )
+        return
+    log.info(
+        "SIGHUP: new secret from %s in force", path, extra={"event": "identity_secret_reloaded"}
+    )
 
 
 def _announce(server: IdentityServer, env_file: str, args: argparse.Namespace) -> None:

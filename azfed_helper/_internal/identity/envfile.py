@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 ENV_FILE_NAME = "identity-endpoint.env"
-LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost")
+# requests (az, azure-identity) matches "::1"; urllib and Go's httpproxy also match "[::1]".
+LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Its presence switches MSAL, azure-identity and the Go/.NET SDKs to Service Fabric's protocol.
 SERVICE_FABRIC_VARIABLE = "IDENTITY_SERVER_THUMBPRINT"
 

@@ -10,6 +10,11 @@ replays a 5xx for a few seconds).
 
 Tokens are kept in memory per scope; a miss is one exchange however many requests wait for it
 (single flight), and a cache hit for one resource never waits behind another's exchange.
+
+Who may ask: a request must carry the secret (``X-IDENTITY-HEADER``, compared in constant time)
+unless ``--imds`` opened the IMDS path to every local process; the IMDS path also refuses
+requests relayed by a proxy, as the real IMDS does. The HTTP server underneath refuses a
+``Host`` that does not name this machine (DNS rebinding) and bounds idle connections.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ import logging
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from .. import TYPE_CHECKING, httpserve
 from ..entra import aadsts, cache
 from ..errors import AzfedError, InvalidTokenError, UsageError
+from ..logs import printable
 from ..options import DEFAULT_PORT
 from . import envfile as mi_env
 
@@ -41,6 +46,9 @@ log = logging.getLogger("azfed_helper.identity")
 
 APP_SERVICE_PATH = "/msi/token"
 IMDS_PATH = "/metadata/identity/oauth2/token"
+IMDS_HOST = "169.254.169.254"  # where IMDS clients send requests unless told otherwise
+JSON = "application/json; charset=utf-8"
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded")
 SECRET_HEADERS = ("X-IDENTITY-HEADER", "x-ms-identity")  # App Service; go-azure-sdk (Terraform)
 # Ways clients name a user-assigned identity we cannot match against one app registration.
 _OTHER_SELECTORS = ("object_id", "principal_id", "mi_res_id", "msi_res_id")
@@ -48,7 +56,13 @@ _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Entra codes that say "try again later" rather than "fix the configuration".
 _TRANSIENT_CODES = frozenset({90061})
-RESULTS = ("ok", "wrong_header", "bad_request", "failed")
+RESULTS = ("ok", "wrong_header", "bad_request", "forbidden", "failed")
+_ERRORS = {
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid_request",
+    503: "temporarily_unavailable",
+}
 
 
 class RequestError(Exception):
@@ -189,51 +203,59 @@ class TokenBroker:
         return token
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: httpserve.Server  # HTTP/1.0, one request per connection: after stop() nothing is served
+class _Handler(httpserve.Handler):
+    log = log
 
     def do_GET(self) -> None:
         owner: IdentityServer = self.server.context
         parts = urlsplit(self.path)
         try:
-            body = owner.answer(parts.path, parse_qs(parts.query), self.headers)
+            document = owner.answer(parts.path, parse_qs(parts.query), self.headers)
             status, result = 200, "ok"
         except RequestError as exc:
-            status, body = exc.status, _error_body(exc.status, exc.error, exc.message)
+            status, document = exc.status, _error_document(exc.status, exc.error, exc.message)
             result = "wrong_header" if exc.status == 401 else "bad_request"
         except AzfedError as exc:
             status = _status_for(exc)
-            body = _error_body(status, "token_exchange_failed", f"azfed-helper: {exc}")
+            document = _error_document(status, "token_exchange_failed", f"azfed-helper: {exc}")
             result = "failed"
         except Exception:
-            log.error("internal error answering %s", parts.path, exc_info=True)
+            log.error("internal error answering %s", printable(parts.path), exc_info=True)
             status, result = 500, "failed"
             message = "azfed-helper internal error; the endpoint's log has the details"
-            body = _error_body(500, "internal_error", message)
+            document = _error_document(500, "internal_error", message)
         owner.count(result)
-        self._reply(status, body)
+        self.reply(status, _json(document), JSON)
 
     def do_POST(self) -> None:
+        self.refuse(405, "use GET (App Service or IMDS protocol)")
+
+    def extra_hosts(self) -> tuple[str, ...]:
+        """A client routed to us as the VM metadata address (169.254.169.254) names it."""
+        return (IMDS_HOST,) if urlsplit(self.path).path.rstrip("/") == IMDS_PATH else ()
+
+    def refuse(self, status: int, message: str) -> None:
         owner: IdentityServer = self.server.context
-        owner.count("bad_request")
-        body = _error_body(405, "invalid_request", "use GET (App Service or IMDS protocol)")
-        self._reply(405, body)
+        owner.count("forbidden" if status == 403 else "bad_request")
+        super().refuse(status, message)
 
-    def _reply(self, status: int, document: dict[str, object]) -> None:
-        data = json.dumps(document).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        # The request line holds the resource, never the secret (that travels in a header).
-        log.debug("identity: " + format, *args, extra={"event": "identity_request"})
+    @classmethod
+    def error_body(cls, status: int, message: str) -> tuple[bytes, str]:
+        error = _ERRORS.get(status, "invalid_request")
+        return _json(_error_document(status, error, message)), JSON
 
 
-def _error_body(status: int, error: str, message: str) -> dict[str, object]:
+def _encoded(secret: str) -> bytes:
+    if not secret:
+        raise UsageError("the endpoint secret is empty", "give a non-empty --secret-file")
+    return secret.encode("utf-8")
+
+
+def _json(document: dict[str, object]) -> bytes:
+    return json.dumps(document).encode("utf-8")
+
+
+def _error_document(status: int, error: str, message: str) -> dict[str, object]:
     """Readable by every client: MSAL's App Service path shows ``statusCode, message``;
     its IMDS path and the Go SDK read ``error``/``error_description``."""
     return {"error": error, "error_description": message, "statusCode": status, "message": message}
@@ -256,14 +278,13 @@ class IdentityServer:
         imds: bool = False,
         exchange: Exchange | None = None,
         clock: Callable[[], float] = time.time,
+        limits: httpserve.Limits | None = None,
     ) -> None:
-        if not secret:
-            raise UsageError("the endpoint secret is empty", "give a non-empty --secret-file")
         self.settings = settings
         self.tenant_id, self.client_id = settings.require_app()
         self.imds = imds
         self.clock = clock
-        self._secret = secret.encode("utf-8")
+        self._secret = _encoded(secret)
         if exchange is None:
             from ..entra.exchange import Exchange
 
@@ -278,6 +299,7 @@ class IdentityServer:
             name="azfed-identity",
             purpose="the managed-identity endpoint",
             hint="choose another --port, or --port 0 for any free one",
+            limits=limits,
         )
         self._env_file: tuple[str, str] | None = None  # (path, text written)
 
@@ -321,6 +343,15 @@ class IdentityServer:
         """What a client needs: ``IDENTITY_ENDPOINT``, ``IDENTITY_HEADER``, ``NO_PROXY``."""
         return mi_env.variables(self.url, self._secret.decode("utf-8"))
 
+    def replace_secret(self, secret: str) -> None:
+        """Require ``secret`` from now on (SIGHUP re-read ``--secret-file``). A published
+        environment file is rewritten first: if that fails, the old secret stays in force."""
+        encoded = _encoded(secret)
+        if self._env_file is not None:
+            path = self._env_file[0]
+            self._env_file = (path, mi_env.write_env_file(path, mi_env.variables(self.url, secret)))
+        self._secret = encoded
+
     def publish(self, path: str) -> None:
         """Write :meth:`variables` to ``path`` (0600) for shells and ``env --for
         managed-identity``; :meth:`stop` removes it again."""
@@ -360,7 +391,7 @@ class IdentityServer:
         counts = self.counters()
         lines = [
             "# HELP azfed_identity_requests_total Managed-identity token requests by result "
-            "(wrong_header: missing or wrong secret).",
+            "(wrong_header: missing or wrong secret; forbidden: Host not naming this machine).",
             "# TYPE azfed_identity_requests_total counter",
             *(f'azfed_identity_requests_total{{result="{r}"}} {counts[r]}' for r in RESULTS),
         ]
@@ -392,13 +423,20 @@ class IdentityServer:
         elif path == IMDS_PATH:
             if str(get("Metadata") or "").lower() != "true":
                 raise RequestError(400, "invalid_request", "required metadata header not specified")
+            if any(get(name) is not None for name in FORWARDING_HEADERS):
+                raise RequestError(
+                    400,
+                    "invalid_request",
+                    "requests relayed by a proxy (X-Forwarded-For or Forwarded header) are "
+                    "refused on the IMDS path, as the real IMDS refuses them",
+                )
             supplied = next((get(name) for name in SECRET_HEADERS if get(name) is not None), None)
             self._check_secret(supplied, required=not self.imds)
         else:
             raise RequestError(
                 404,
                 "not_found",
-                f"no such endpoint {path}: use {APP_SERVICE_PATH} (IDENTITY_ENDPOINT) or "
+                f"no such endpoint {printable(path)}: use {APP_SERVICE_PATH} (IDENTITY_ENDPOINT) or "
                 f"{IMDS_PATH} (ARM_MSI_ENDPOINT)",
             )
         params = {name: values[0] for name, values in query.items() if values}
@@ -433,7 +471,8 @@ class IdentityServer:
             raise RequestError(
                 400,
                 "invalid_request",
-                f"unknown client_id {client_id}: this endpoint serves only app {self.client_id}; "
+                f"unknown client_id {printable(client_id)}: this endpoint serves only app "
+                f"{self.client_id}; "
                 "drop the client id or use that one",
             )
         for name in _OTHER_SELECTORS:

@@ -2,14 +2,14 @@
 
 Readiness is judged from the token file itself on every request (what readers will see), not
 from what the loop believes it wrote. The server is an :class:`httpserve.BackgroundServer`, so
-an idle daemon stays idle.
+an idle daemon stays idle, and it shares that server's defences: a ``Host`` naming this machine,
+connection limits and deadlines (see httpserve).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from http.server import BaseHTTPRequestHandler
 
 from .. import TYPE_CHECKING, httpserve, tokenfile
 from ..durations import format_duration
@@ -148,8 +148,8 @@ class Checks:
         return text + self.identity.metrics_text() if self.identity is not None else text
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: httpserve.Server
+class _Handler(httpserve.Handler):
+    log = log
 
     def do_GET(self) -> None:
         checks: Checks = self.server.context
@@ -159,31 +159,20 @@ class _Handler(BaseHTTPRequestHandler):
         }
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._reply(200, checks.metrics(), CONTENT_TYPE_METRICS)
+            self.reply(200, checks.metrics().encode("utf-8"), CONTENT_TYPE_METRICS)
         elif path in routes:
             ok, text = routes[path]()
-            self._reply(200 if ok else 503, text + "\n")
+            self.reply(200 if ok else 503, (text + "\n").encode("utf-8"), httpserve.TEXT_PLAIN)
         else:
-            self._reply(404, "not found: try /livez, /readyz or /metrics\n")
-
-    def _reply(
-        self, status: int, text: str, content_type: str = "text/plain; charset=utf-8"
-    ) -> None:
-        body = text.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("health: " + format, *args, extra={"event": "health_request"})
+            self.refuse(404, "not found: try /livez, /readyz or /metrics")
 
 
 class HealthServer(httpserve.BackgroundServer):
     """Serves ``checks`` on ``address`` in a daemon thread until :meth:`stop`."""
 
-    def __init__(self, address: tuple[str, int], checks: Checks) -> None:
+    def __init__(
+        self, address: tuple[str, int], checks: Checks, limits: httpserve.Limits | None = None
+    ) -> None:
         super().__init__(
             address,
             _Handler,
@@ -191,6 +180,7 @@ class HealthServer(httpserve.BackgroundServer):
             name="azfed-health",
             purpose="--health-addr",
             hint="choose another port or address",
+            limits=limits,
         )
 
     def start(self) -> None:

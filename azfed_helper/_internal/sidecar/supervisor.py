@@ -13,8 +13,9 @@ import queue
 import signal
 import subprocess
 
-from .. import TYPE_CHECKING
+from .. import TYPE_CHECKING, sighup
 from ..errors import EXIT_OK
+from ..logs import printable
 from ..options import BY_DEST
 from ..sources import child_fetch
 from . import systemd
@@ -34,7 +35,7 @@ log = logging.getLogger("azfed_helper.daemon")
 _TOKEN_FILE_VARIABLE = str(BY_DEST["token_file"].env)
 
 # Messages to the main thread besides signal numbers.
-_WRITTEN = -1  # a token was written (starts the --exec child after the first one)
+_TOKEN = -1  # a token new to this daemon: the first one (starts --exec), or one just written
 _LOOP_ENDED = -2
 _STOP = (signal.SIGTERM, signal.SIGINT)
 # Passed on to the --exec child; SIGHUP is ours (refresh now) and would kill most children.
@@ -64,6 +65,8 @@ class Supervisor:
         self.events: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.child: subprocess.Popen[bytes] | None = None
         self.status = EXIT_OK
+        self._started = False  # the first token is in place
+        self._hup_pending = False  # a SIGHUP came before that
 
     def _signalled(self, signum: int, frame: FrameType | None) -> None:
         self.events.put(signum)  # SimpleQueue.put is reentrant: safe in a signal handler
@@ -72,18 +75,22 @@ class Supervisor:
         handled = {*_STOP, signal.SIGHUP}
         if self.command:
             handled |= {*_FORWARDED, signal.SIGCHLD}
-            self.sidecar.hooks.append(lambda token: self.events.put(_WRITTEN))
-        if self.args.az_login:
-            from ..azcli.login import daemon_hook
-
-            self.sidecar.hooks.insert(0, daemon_hook(self.settings))
-        self.sidecar.hooks.append(_ReadyOnce())
         previous = {signum: signal.signal(signum, self._signalled) for signum in handled}
-        identity = self._start_identity_endpoint()
-        server = self._start_health(identity)
+        if sighup.take():  # it came while the command line was read
+            self.events.put(signal.SIGHUP)
+        identity: IdentityServer | None = None
+        server: HealthServer | None = None
         try:
+            if self.args.az_login:
+                from ..azcli.login import daemon_hook
+
+                self.sidecar.hooks.append(daemon_hook(self.settings))
+            self.sidecar.hooks.append(lambda token: self.events.put(_TOKEN))
+            self.sidecar.hooks.append(_ReadyOnce())
+            identity = self._start_identity_endpoint()
+            server = self._start_health(identity)
             self.sidecar.start(done=lambda: self.events.put(_LOOP_ENDED))
-            self._supervise()
+            self._supervise(identity)
         finally:
             systemd.notify("STOPPING=1")
             self.sidecar.stop()
@@ -125,17 +132,16 @@ class Supervisor:
         server.start()
         return server
 
-    def _supervise(self) -> None:
+    def _supervise(self, identity: IdentityServer | None) -> None:
         """Dispatch events until it is time to exit (sets ``status`` for --exec)."""
         while True:
             event = self.events.get()
             if event == _LOOP_ENDED:
                 return
             if event == signal.SIGHUP:
-                log.info("SIGHUP: refreshing now", extra={"event": "sighup"})
-                self.sidecar.refresh_now()
-            elif event == _WRITTEN:
-                if self.child is None and not self._start_child():
+                self._hangup(identity)
+            elif event == _TOKEN:
+                if not self._token_arrived():
                     return
             elif event == signal.SIGCHLD:
                 if self.child is not None and self.child.poll() is not None:
@@ -146,6 +152,33 @@ class Supervisor:
             elif event in _STOP:
                 log.info("%s: stopping", signal.Signals(event).name, extra={"event": "stopping"})
                 return
+
+    def _hangup(self, identity: IdentityServer | None) -> None:
+        """SIGHUP: refresh now, and re-read the endpoint's --secret-file.
+
+        One before the first token is honoured right after it: the loop's first step keeps a
+        file that is still fresh, and the request was for a new token.
+        """
+        if identity is not None and self.settings.secret_file:
+            from ..identity.endpoint import reload_secret
+
+            reload_secret(identity, self.settings.secret_file)
+        if self._started:
+            log.info("SIGHUP: refreshing now", extra={"event": "sighup"})
+            self.sidecar.refresh_now()
+        else:
+            log.info("SIGHUP: refreshing once started", extra={"event": "sighup"})
+            self._hup_pending = True
+
+    def _token_arrived(self) -> bool:
+        """A token new to this daemon; the first one starts --exec. False when that fails."""
+        if not self._started:
+            self._started = True
+            if self._hup_pending:
+                self.sidecar.refresh_now()
+        if self.command and self.child is None:
+            return self._start_child()
+        return True
 
     def _start_child(self) -> bool:
         assert self.command is not None
@@ -189,7 +222,9 @@ class _ReadyOnce:
     def __call__(self, token: IdToken) -> None:
         if not self.sent:
             self.sent = True
-            systemd.notify(f"READY=1\nSTATUS=token for sub {token.claims.get('sub')} in place")
+            # One line per field: a claim must not add fields of its own (MAINPID=...).
+            sub = printable(token.claims.get("sub"))
+            systemd.notify(f"READY=1\nSTATUS=token for sub {sub} in place")
 
 
 def _remove(path: str) -> None:
