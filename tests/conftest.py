@@ -1,4 +1,5 @@
-"""Shared fixtures: a scrubbed environment for every test, the emulator, and CLI runners."""
+"""Shared fixtures: a scrubbed environment for every test, the emulator, and CLI runners; the
+azure-cli environment built before the tests that need it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,27 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 _SCRUBBED_PREFIXES = ("AZURE_", "GOOGLE_", "GCE_", "AZFED_", "XDG_", "IDENTITY_", "MSI_", "ARM_")
 _SCRUBBED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "KUBERNETES_EXEC_INFO")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the azure-cli venv now if az tests are selected: outside every per-test timeout,
+    so a cold first run on a slow machine cannot time out half-way (tests/az_venv.py)."""
+    if session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker("az") for item in session.items):
+        return
+    from .az_venv import AZ_VERSION, ensure_az, is_built, venv_dir
+
+    if is_built():
+        return
+    say = session.config.get_terminal_writer().line
+    say(f"building azure-cli {AZ_VERSION} for the az tests in {venv_dir()} (once, about a minute)")
+    started = time.monotonic()
+    try:
+        ensure_az()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        pytest.exit(f"cannot build the azure-cli venv: {exc}\n(skip those tests: -m 'not az')")
+    say(f"built azure-cli in {time.monotonic() - started:.0f}s")
 
 
 @pytest.fixture(autouse=True)
