@@ -3,9 +3,12 @@ azure-cli environment built before the tests that need it."""
 
 from __future__ import annotations
 
+import atexit
 import base64
+import functools
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -52,6 +55,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(home))
     # Backstop: nothing a test starts may reach beyond loopback through a proxy-aware client.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@functools.cache
+def refusing_port() -> int:
+    """A loopback port that refuses connections for as long as the tests run: bound but never
+    listening, so no other process can take it (a fixed number, such as 9, may be in use)."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    atexit.register(holder.close)
+    port: int = holder.getsockname()[1]
+    return port
 
 
 def b64url(data: bytes) -> str:

@@ -21,7 +21,7 @@ from azfed_helper._internal.entra.exchange import Exchange
 from azfed_helper._internal.errors import ExchangeError
 from azfed_helper.emulator import FederatedCredential
 
-from .conftest import make_jwt
+from .conftest import make_jwt, refusing_port
 
 SCOPES = ["https://management.azure.com/.default"]
 
@@ -171,9 +171,10 @@ def test_persistent_5xx_gives_a_clear_error(emulator: Any, token_file: Path) -> 
 
 
 def test_unreachable_entra(emulator: Any, token_file: Path) -> None:
+    host = f"https://127.0.0.1:{refusing_port()}"
     with pytest.raises(ExchangeError) as info:
-        Exchange(settings(authority_host="https://127.0.0.1:9"), sleep=no_sleep).acquire(SCOPES)
-    assert "https://127.0.0.1:9" in str(info.value)
+        Exchange(settings(authority_host=host), sleep=no_sleep).acquire(SCOPES)
+    assert host in str(info.value)
     assert "ConnectionError" in str(info.value)
 
 

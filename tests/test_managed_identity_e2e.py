@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import refusing_port, run_cli
 from .test_serve_cli import Serve
 
 pytest.importorskip("azure.identity")
@@ -33,7 +33,8 @@ def handed_out(
     variables: dict[str, str] = json.loads(shown.stdout)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # NO_PROXY must keep us off it
+    # NO_PROXY must keep us off it.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{refusing_port()}")
     yield running, variables
     running.stop()
 
