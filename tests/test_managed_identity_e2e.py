@@ -109,7 +109,6 @@ def test_stopped_server_is_a_clear_client_error(handed_out: tuple[Serve, dict[st
     from azure.identity import ManagedIdentityCredential
 
     handed_out[0].stop()
-    started = time.monotonic()
     # Without retry_total=0 azure-identity retries for ~5 s first, then raises the same error.
     with (
         ManagedIdentityCredential(retry_total=0) as credential,
@@ -117,4 +116,3 @@ def test_stopped_server_is_a_clear_client_error(handed_out: tuple[Serve, dict[st
     ):
         credential.get_token(ARM)
     assert "refused" in str(caught.value).lower()
-    assert time.monotonic() - started < 3
