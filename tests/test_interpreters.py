@@ -12,8 +12,10 @@ above), the same executable counted once. One that cannot start is skipped, sayi
 
 from __future__ import annotations
 
+import ast
 import base64
 import glob
+import json
 import os
 import re
 import subprocess
@@ -160,18 +162,17 @@ def fast_path_answer(python: Interpreter, argv: list[str], env: dict[str, str]) 
 
 
 def test_jsonfast_parses_as_json_does(python: Interpreter) -> None:
-    import json
-
+    """As str, as UTF-8 bytes and with the BOM az writes, without importing json."""
     code = (
         "from azfed_helper._internal import jsonfast\n"
-        f"sys.stdout.write(repr([jsonfast.loads(text) for text in {DOCUMENTS!r}]))\n"
+        f"texts = {DOCUMENTS!r}\n"
+        "forms = texts + [t.encode() for t in texts] + [b'\\xef\\xbb\\xbf' + t.encode() for t in texts]\n"
+        "sys.stdout.write(repr([jsonfast.loads(form) for form in forms]))\n"
         "assert 'json' not in sys.modules\n"
     )
     done = run_bare(python, code)
     assert done.returncode == 0, done.stderr
-    import ast
-
-    assert ast.literal_eval(done.stdout) == [json.loads(text) for text in DOCUMENTS]
+    assert ast.literal_eval(done.stdout) == [json.loads(text) for text in DOCUMENTS] * 3
 
 
 def test_jsonfast_invalid_json_is_a_value_error(
