@@ -1,8 +1,11 @@
 """The real Azure CLI for tests and benchmarks, in its own virtual environment, built once.
 
 azure-cli pins its own msal, so it never shares our environment. The venv is built under the
-repository's git-ignored ``build/`` (or ``$AZFED_TEST_AZ_VENV``); it is marked complete only at the end, under a lock, so concurrent test runs build it once and a
-killed build is never mistaken for a finished one. Later runs reuse it.
+repository's git-ignored ``build/`` (or ``$AZFED_TEST_AZ_VENV``), before the first test runs
+(``pytest_collection_finish`` in conftest.py, and only when az tests are selected), so its minute
+of pip never counts against a test's timeout. It is marked complete only at the end, under a lock:
+concurrent runs build it once, and a killed build (no marker) is deleted and built again, never
+used. Later runs reuse it.
 """
 
 from __future__ import annotations
@@ -24,18 +27,27 @@ def venv_dir() -> Path:
     return Path(configured) if configured else _REPO / "build" / f"az-venv-{AZ_VERSION}"
 
 
+def is_built(target: Path | None = None) -> bool:
+    """True when the venv was built to the end, for this AZ_VERSION."""
+    marker = (target or venv_dir()) / _MARKER
+    try:
+        return marker.read_text().startswith(f"{AZ_VERSION} ")
+    except OSError:
+        return False
+
+
 def ensure_az() -> Path:
     """Path of the ``az`` executable of azure-cli AZ_VERSION, building its venv if needed."""
     import filelock
 
     target = venv_dir()
     az = target / "bin" / "az"
-    if (target / _MARKER).is_file():
+    if is_built(target):
         return az
     target.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(target) + ".lock", timeout=1800):
-        if (target / _MARKER).is_file():
-            return az
+        if is_built(target):
+            return az  # another run built it while we waited
         shutil.rmtree(target, ignore_errors=True)  # an unfinished build: start over
         started = time.monotonic()
         # Built in place under its final name: a venv's scripts hard-code their own path.

@@ -1,10 +1,14 @@
-"""Shared fixtures: a scrubbed environment for every test, the emulator, and CLI runners."""
+"""Shared fixtures: a scrubbed environment for every test, the emulator, and CLI runners; the
+azure-cli environment built before the tests that need it."""
 
 from __future__ import annotations
 
+import atexit
 import base64
+import functools
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +23,27 @@ _SCRUBBED_PREFIXES = ("AZURE_", "GOOGLE_", "GCE_", "AZFED_", "XDG_", "IDENTITY_"
 _SCRUBBED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "KUBERNETES_EXEC_INFO")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the azure-cli venv now if az tests are selected: outside every per-test timeout,
+    so a cold first run on a slow machine cannot time out half-way (tests/az_venv.py)."""
+    if session.config.option.collectonly:
+        return
+    if not any(item.get_closest_marker("az") for item in session.items):
+        return
+    from .az_venv import AZ_VERSION, ensure_az, is_built, venv_dir
+
+    if is_built():
+        return
+    say = session.config.get_terminal_writer().line
+    say(f"building azure-cli {AZ_VERSION} for the az tests in {venv_dir()} (once, about a minute)")
+    started = time.monotonic()
+    try:
+        ensure_az()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        pytest.exit(f"cannot build the azure-cli venv: {exc}\n(skip those tests: -m 'not az')")
+    say(f"built azure-cli in {time.monotonic() - started:.0f}s")
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the machine's real Azure/Google configuration or home directory."""
@@ -30,6 +55,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(home))
     # Backstop: nothing a test starts may reach beyond loopback through a proxy-aware client.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@functools.cache
+def refusing_port() -> int:
+    """A loopback port that refuses connections for as long as the tests run: bound but never
+    listening, so no other process can take it (a fixed number, such as 9, may be in use)."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    atexit.register(holder.close)
+    port: int = holder.getsockname()[1]
+    return port
 
 
 def b64url(data: bytes) -> str:

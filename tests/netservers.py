@@ -58,10 +58,3 @@ class SilentServer:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def closed_port() -> str:
-    """``127.0.0.1:PORT`` where nothing listens (connections are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"

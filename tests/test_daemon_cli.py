@@ -48,7 +48,7 @@ class Daemon:
         for line in stream:
             self.lines.put(line)
 
-    def wait_event(self, event: str, timeout: float = 10) -> dict[str, Any]:
+    def wait_event(self, event: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
@@ -61,7 +61,7 @@ class Daemon:
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
-    def wait(self, timeout: float = 10) -> int:
+    def wait(self, timeout: float = 30) -> int:
         return self.process.wait(timeout)
 
     def rest(self) -> str:
@@ -99,7 +99,7 @@ def start_daemon(emulator: Any, daemons: list[Daemon]) -> Any:
     return start
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
     """Poll a condition another process makes true (no event to wait on crosses the boundary)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -107,23 +107,46 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
         time.sleep(0.01)
 
 
-def fetch_children(parent: int | None) -> list[int]:
-    """Pids of running `azfed_helper._internal.sources.child_fetch` processes (of ``parent``, or any)."""
+def fetch_state(pid: int) -> tuple[str, int]:
+    """(state letter, parent pid) of ``pid`` if it is a token fetch process, else ("X", 0)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return "X", 0
+    if b"azfed_helper._internal.sources.child_fetch" not in cmdline:
+        return "X", 0
+    return fields[0], int(fields[1])
+
+
+def fetch_children(parent: int) -> list[int]:
+    """Pids of the live `azfed_helper._internal.sources.child_fetch` children of ``parent``."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        running = b"azfed_helper._internal.sources.child_fetch" in cmdline and fields[0] != "Z"
-        if running and (parent is None or int(fields[1]) == parent):
-            found.append(int(entry))
+        if entry.isdigit():
+            state, ppid = fetch_state(int(entry))
+            if state not in "XZ" and ppid == parent:
+                found.append(int(entry))
     return found
+
+
+def freeze_a_fetch(parent: int) -> int:
+    """SIGSTOP a fetch child of ``parent``: a source that never answers, however long a test
+    waits. Returns its pid; SIGKILL still ends it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for pid in fetch_children(parent):
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue
+            wait_until(lambda pid=pid: fetch_state(pid)[0] in "TXZ")
+            if fetch_state(pid)[0] == "T":
+                return pid
+        time.sleep(0.01)
+    raise AssertionError("no fetch process to freeze")
 
 
 def http_status(url: str) -> int:
@@ -152,12 +175,16 @@ def test_sighup_refreshes_and_sigterm_mid_refresh_stops_cleanly(
     daemon.signal(signal.SIGHUP)
     daemon.wait_event("sighup")
     wait_until(lambda: emulator.counts["metadata.identity"] > 2)  # the refresh hangs in retries
-    assert fetch_children(daemon.process.pid)  # the fetch runs in a child process ...
-    begun = time.monotonic()
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(5) == 0
-    assert time.monotonic() - begun < 1.5
-    wait_until(lambda: not fetch_children(None), timeout=1)  # ... which does not outlive it
+    frozen = freeze_a_fetch(daemon.process.pid)  # the fetch runs in a child process, now stuck
+    try:
+        daemon.signal(signal.SIGTERM)
+        # It stops without waiting for the fetch, which the daemon would allow 4 x the source
+        # timeout + 30 s (70 s): this wait's timeout bounds a failure only.
+        assert daemon.wait(30) == 0
+        wait_until(lambda: fetch_state(frozen)[0] in "XZ")  # the fetch does not outlive it
+    finally:
+        if fetch_state(frozen)[0] == "T":
+            os.kill(frozen, signal.SIGKILL)
     assert path.read_bytes() == kept  # whole, and still the last good token
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     stderr = daemon.rest()
@@ -215,7 +242,7 @@ def test_remove_on_exit_with_sigint(emulator: Any, start_daemon: Any, tmp_path: 
     daemon.wait_event("refreshed")
     assert path.exists()
     daemon.signal(signal.SIGINT)
-    assert daemon.wait(5) == 0
+    assert daemon.wait() == 0
     assert not path.exists()
 
 
@@ -236,7 +263,7 @@ def test_exec_starts_after_first_write_and_passes_signals_and_status(
     assert daemon.process.stdout.readline().strip() == "2"  # the child read a whole JWT
     daemon.wait_event("exec_started")
     daemon.signal(signal.SIGTERM)
-    assert daemon.wait(5) == 42
+    assert daemon.wait() == 42
     assert daemon.wait_event("exec_exited")["status"] == 42
 
 
@@ -302,7 +329,7 @@ def test_systemd_readiness_notification(emulator: Any, tmp_path: Path) -> None:
             assert token_file.exists()  # ready means the token is already in place
             daemon.send_signal(signal.SIGTERM)
             assert listener.recv(4096).decode() == "STOPPING=1"
-            assert daemon.wait(timeout=10) == 0
+            assert daemon.wait(timeout=30) == 0
         finally:
             daemon.kill()
             daemon.wait()
@@ -381,7 +408,7 @@ def test_configured_by_environment(emulator: Any, tmp_path: Path) -> None:
         address = events["health_listening"]["address"]
         assert http_status(f"http://{address}/readyz") == 200
         daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.wait(30) == 0
     finally:
         daemon.kill()
         daemon.wait()

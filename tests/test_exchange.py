@@ -25,8 +25,7 @@ from azfed_helper._internal.entra.exchange import Exchange
 from azfed_helper._internal.errors import ExchangeError, SourceError, UsageError
 from azfed_helper.emulator import FederatedCredential
 
-from .conftest import cli_env, make_jwt, run_cli
-from .netservers import closed_port
+from .conftest import cli_env, make_jwt, refusing_port, run_cli
 
 SCOPES = ["https://management.azure.com/.default"]
 
@@ -176,9 +175,10 @@ def test_persistent_5xx_gives_a_clear_error(emulator: Any, token_file: Path) -> 
 
 
 def test_unreachable_entra(emulator: Any, token_file: Path) -> None:
+    host = f"https://127.0.0.1:{refusing_port()}"
     with pytest.raises(ExchangeError) as info:
-        Exchange(settings(authority_host="https://127.0.0.1:9"), sleep=no_sleep).acquire(SCOPES)
-    assert "https://127.0.0.1:9" in str(info.value)
+        Exchange(settings(authority_host=host), sleep=no_sleep).acquire(SCOPES)
+    assert host in str(info.value)
     assert "connection refused" in str(info.value)
 
 
@@ -208,7 +208,7 @@ def test_a_google_failure_is_the_sources_reported_once(
 ) -> None:
     """MSAL asks for the assertion mid-request: its failure is not Entra's and is not retried."""
     key = emulator.write_service_account_key(tmp_path / "key.json")
-    closed = closed_port()
+    closed = f"127.0.0.1:{refusing_port()}"
     delays: list[float] = []
     exchange = Exchange(
         settings(credentials=str(key), impersonate=TARGET, iam_endpoint=f"http://{closed}"),

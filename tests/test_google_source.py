@@ -22,8 +22,8 @@ from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.errors import SourceError
 from azfed_helper._internal.sources import google as google_source
 
-from .conftest import cli_env, run_cli
-from .netservers import SilentServer, closed_port
+from .conftest import cli_env, refusing_port, run_cli
+from .netservers import SilentServer
 
 TARGET = "other@emulated-project.iam.gserviceaccount.com"
 TIMEOUT = 2  # --source-timeout in the hang tests: the bound is 3 x 2 + 2 = 8 s
@@ -231,7 +231,7 @@ def test_5xx_is_retried_briefly_then_named(emulator: Any, emulator_env: dict[str
 
 def test_refused_iam_endpoint_is_named(emulator: Any, tmp_path: Path) -> None:
     key = emulator.write_service_account_key(tmp_path / "key.json")
-    closed = closed_port()
+    closed = f"127.0.0.1:{refusing_port()}"
     with pytest.raises(SourceError) as info:
         google_source.fetch(
             settings(credentials=str(key), impersonate=TARGET, iam_endpoint=f"http://{closed}")
@@ -265,7 +265,7 @@ def test_off_google_cloud_says_so_in_two_lines(tmp_path: Path) -> None:
 
 
 def test_refused_metadata_says_no_server_answered(tmp_path: Path) -> None:
-    closed = closed_port()
+    closed = f"127.0.0.1:{refusing_port()}"
     done = run_cli(
         "write", "--token-file", str(tmp_path / "token"), env={"GCE_METADATA_HOST": closed}
     )
@@ -279,7 +279,7 @@ def test_missing_ca_bundle_for_an_https_token_uri_is_named(
 ) -> None:
     key = rewritten(
         emulator.write_service_account_key(tmp_path / "key.json"),
-        token_uri=f"https://{closed_port()}/token",
+        token_uri=f"https://{f'127.0.0.1:{refusing_port()}'}/token",
     )
     gone = tmp_path / "stopped-emulator-ca.pem"
     monkeypatch.setenv("CURL_CA_BUNDLE", str(gone))

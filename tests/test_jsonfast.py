@@ -19,6 +19,7 @@ DOCUMENTS = [
     "0",
     '{"AccessToken": {"k": {"secret": "s", "expires_on": "1700000000"}}}',
 ]
+INVALID = ["", "{", '{"a": }', "[1] x", "NaN", '{"a" 1}', "[1,]"]
 
 
 @pytest.mark.parametrize("text", DOCUMENTS)
@@ -28,7 +29,7 @@ def test_same_as_json(text: str) -> None:
     assert jsonfast.loads(b"\xef\xbb\xbf" + text.encode()) == json.loads(text)  # az writes a BOM
 
 
-@pytest.mark.parametrize("text", ["", "{", '{"a": }', "[1] x", "NaN", '{"a" 1}', "[1,]"])
+@pytest.mark.parametrize("text", INVALID)
 def test_invalid_documents_raise_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         jsonfast.loads(text)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import refusing_port, run_cli
 from .test_serve_cli import Serve
 
 pytest.importorskip("azure.identity")
@@ -29,7 +29,8 @@ def hand_out(running: Serve, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     variables: dict[str, str] = json.loads(shown.stdout)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # NO_PROXY must keep us off it
+    # NO_PROXY must keep us off it.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{refusing_port()}")
     return variables
 
 
@@ -117,7 +118,6 @@ def test_stopped_server_is_a_clear_client_error(handed_out: tuple[Serve, dict[st
     from azure.identity import ManagedIdentityCredential
 
     handed_out[0].stop()
-    started = time.monotonic()
     # Without retry_total=0 azure-identity retries for ~5 s first, then raises the same error.
     with (
         ManagedIdentityCredential(retry_total=0) as credential,
@@ -125,7 +125,6 @@ def test_stopped_server_is_a_clear_client_error(handed_out: tuple[Serve, dict[st
     ):
         credential.get_token(ARM)
     assert "refused" in str(caught.value).lower()
-    assert time.monotonic() - started < 3
 
 
 def test_imds_route_through_the_pod_identity_host(
@@ -144,7 +143,7 @@ def test_imds_route_through_the_pod_identity_host(
             if line.startswith("export IDENTITY_ENDPOINT=")
         )
         monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", endpoint.rsplit("/", 2)[0])
-        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{refusing_port()}")
         with ManagedIdentityCredential() as credential:
             assert credential.get_token(ARM).expires_on > time.time() + 3000
         with DefaultAzureCredential() as credential:

@@ -20,8 +20,8 @@ import pytest
 
 from azfed_helper._internal.entra import cache
 
-from .conftest import run_cli
-from .netservers import SilentServer, closed_port
+from .conftest import refusing_port, run_cli
+from .netservers import SilentServer
 
 TARGET = "other@emulated-project.iam.gserviceaccount.com"
 SCOPE = "https://management.azure.com/.default"
@@ -211,7 +211,12 @@ CASES: dict[str, Case] = {
 def world(emulator: Any, tmp_path: Path) -> Iterator[World]:
     with SilentServer() as silent:
         yield World(
-            emulator, silent, closed_port(), tmp_path, tmp_path / "token", tmp_path / "cache"
+            emulator,
+            silent,
+            f"127.0.0.1:{refusing_port()}",
+            tmp_path,
+            tmp_path / "token",
+            tmp_path / "cache",
         )
 
 

@@ -23,7 +23,7 @@ import pytest
 from azfed_helper._internal import httpserve
 from azfed_helper._internal.identity import envfile as mi_env
 
-from .conftest import cli_env, run_cli
+from .conftest import cli_env, refusing_port, run_cli
 
 
 class Serve:
@@ -158,9 +158,7 @@ def test_default_env_file_lives_in_the_cache_dir(base_env: dict[str, str], tmp_p
 
 
 def test_env_refuses_a_file_whose_server_is_gone(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = refusing_port()
     stale = tmp_path / "stale.env"
     stale.write_text(
         f"export IDENTITY_ENDPOINT=http://127.0.0.1:{port}/msi/token\nexport IDENTITY_HEADER=x\n"

@@ -60,7 +60,9 @@ def test_outputs_and_cache_hits(emulator: Any, env: dict[str, str]) -> None:
         access_token,
     )
     shell = run_cli("token", *RESOURCE, "-o", "env", env=env).stdout
-    assert shell.startswith(f"export AZURE_ACCESS_TOKEN={access_token}\n")  # shell.quote: a JWT needs no quotes
+    assert shell.startswith(
+        f"export AZURE_ACCESS_TOKEN={access_token}\n"
+    )  # shell.quote: a JWT needs no quotes
     assert emulator.counts["entra.token"] == 1
     assert emulator.counts["metadata.identity"] == 1
     other = run_cli("token", "--scope", "https://storage.azure.com/.default", env=env)

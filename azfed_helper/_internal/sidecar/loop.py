@@ -121,6 +121,7 @@ class Sidecar:
         clock: Callable[[], float] = time.time,
         fetch: Fetcher | None = None,
         rng: random.Random | None = None,
+        wait: Callable[[threading.Event, float], object] = threading.Event.wait,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -130,6 +131,7 @@ class Sidecar:
         self._clock = clock
         self._fetch = fetch or google_fetch
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+        self._wait = wait  # how the loop sleeps on its wake-up event: tests record the delays
         # A due refresh must fetch even while the file has more than the margin left; sync_once
         # still never trades a longer-lived token in the file for a shorter one.
         self._due = settings.replace(refresh_margin=MAX_LIFETIME)
@@ -325,4 +327,4 @@ class Sidecar:
         """Wait until the next deadline or a wake-up; never a polling loop."""
         self.state.update(expect_by=self._clock() + delay + WAKE_GRACE)
         if not self._stopping.is_set():
-            self._wake.wait(delay)
+            self._wait(self._wake, delay)
