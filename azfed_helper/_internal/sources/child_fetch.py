@@ -17,9 +17,11 @@ import subprocess
 import sys
 import threading
 
-from .. import errors
+from .. import errors, isolated
 from ..config import Settings
 from ..errors import AzfedError, SourceError
+
+CHILD_MODULE = "azfed_helper._internal.sources.child_fetch"
 
 # The settings google_source.fetch reads; the child gets nothing else.
 FIELDS = (
@@ -49,20 +51,22 @@ _RUNNING_LOCK = threading.Lock()
 
 def fetch(settings: Settings) -> str:
     """google_source.fetch, run in a child process; raises the child's error in this one."""
-    request = json.dumps({name: getattr(settings, name) for name in FIELDS})
-    env = dict(os.environ)
-    # The child must import this very package (a virtualenv, a zipapp unpacked by shiv ...).
-    env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    values = {name: getattr(settings, name) for name in FIELDS}
+    if values["credentials"]:  # the child runs in "/": a relative path must not move
+        values["credentials"] = os.path.abspath(values["credentials"])
+    request = json.dumps(values)
     # google-auth retries a few times inside one fetch; allow for that, then give up.
     limit = settings.source_timeout * 4 + 30
     try:
+        # Isolated and from "/": never the daemon's working directory on the child's path. It
+        # imports this very package and its dependencies from where this process does.
         child = subprocess.Popen(
-            [sys.executable, "-m", "azfed_helper._internal.sources.child_fetch"],
+            isolated.python_command(CHILD_MODULE, isolated.import_path()),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            cwd="/",
         )
     except OSError as exc:
         raise SourceError(f"cannot start the token fetch process: {exc}") from exc
@@ -118,7 +122,3 @@ def main() -> int:
         reply = {"error": "SourceError", "message": f"{type(exc).__name__}: {exc}", "hint": None}
     sys.stdout.write(json.dumps(reply))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
