@@ -57,15 +57,24 @@ class _Presented:
 
 
 def token_settings(settings: Settings) -> Settings:
-    """The settings with a token file: the configured one, else a private one in our cache."""
+    """The settings with a token file: the configured one, else a private one in our cache
+    directory (which must be ours alone, as for the token cache)."""
     if settings.token_file:
         return settings
     import copy
 
     from ..entra import cache
 
+    directory = cache.cache_dir(settings)
+    unusable = cache.prepare_dir(directory)
+    if unusable is not None:
+        raise UsageError(
+            f"{unusable}; az-login keeps the assertion it hands to az there",
+            "set AZFED_CACHE_DIR to a writable directory, or configure a token file "
+            "(--token-file / AZURE_FEDERATED_TOKEN_FILE)",
+        )
     private = copy.copy(settings)
-    private.token_file = os.path.join(cache.cache_dir(settings), TOKEN_FILE)
+    private.token_file = os.path.join(directory, TOKEN_FILE)
     private.mode = 0o600
     private.create_dirs = True
     return private
