@@ -9,6 +9,8 @@ decoded claims) so an Entra refusal can be explained next to what was sent.
 
 from __future__ import annotations
 
+import copy
+import os
 import time
 
 from .. import TYPE_CHECKING, idtoken, tokenfile
@@ -62,10 +64,11 @@ class AssertionSource:
         if fresh is not None:
             return fresh
         try:
-            return sync_once(settings, self.clock, self.fetch).token
+            return sync_once(keeping_readers(settings, path), self.clock, self.fetch).token
         except AzfedError:
+            # Written by another user (a sidecar), in a directory we may not write: read it.
             usable = tokenfile.fresh_token(
-                path, settings.audience, self.clock(), MIN_PRESENTED_LIFETIME
+                path, settings.audience, self.clock(), MIN_PRESENTED_LIFETIME, ours=False
             )
             if usable is None:
                 raise
@@ -87,3 +90,25 @@ class AssertionSource:
         token = idtoken.validate(idtoken.decode(raw), self.settings.audience, self.clock())
         self._memory = token
         return token
+
+
+def keeping_readers(settings: Settings, path: str) -> Settings:
+    """The settings with which a consumer refreshes ``path``: the existing file's mode and group,
+    unless ``--mode``/``--group`` were given. A consumer (``token``, ``serve``, the credential)
+    that refreshes a shared file must not take it away from the readers it was made for."""
+    kept = tokenfile.attributes(path)
+    if kept is None:
+        return settings
+    mode, gid = kept
+    mode_given = settings.origins.get("mode", "default") != "default"
+    group_given = settings.origins.get("group", "default") != "default"
+    # Only a group this process may give (chown refuses others, except to root).
+    may_chown = os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups()
+    if mode_given and (group_given or not may_chown):
+        return settings
+    refreshed = copy.copy(settings)
+    if not mode_given:
+        refreshed.mode = mode
+    if not group_given and may_chown:
+        refreshed.group = str(gid)
+    return refreshed
