@@ -554,3 +554,21 @@ def test_credential_refreshing_a_shared_file_keeps_its_mode_and_group(
     assert sub_of(token_file) == emulator.service_account_id
     info = token_file.stat()
     assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, gid)
+
+
+def test_the_package_requires_a_filelock_that_refuses_links() -> None:
+    """filelock before 3.20.1 truncated the target of a link planted at the lock path."""
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    from .conftest import REPO
+
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        dependencies = tomllib.load(handle)["project"]["dependencies"]
+    (required,) = [Requirement(d) for d in dependencies if d.startswith("filelock")]
+    assert not required.specifier.contains("3.20.0")
+    assert required.specifier.contains("3.20.1")
+    assert Version(version("filelock")) >= Version("3.20.1")
