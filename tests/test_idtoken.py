@@ -65,7 +65,8 @@ def test_validate_accepts_audience_list_and_margin() -> None:
 
 def jwt_with_claims_text(times: str) -> str:
     """A JWT whose iat/exp are written as raw JSON text (1e400 is not something json.dumps makes)."""
-    body = '{"iss": "https://accounts.google.com", "aud": "%s", "sub": "1", %s}' % (AUD, times)
+    fixed = json.dumps({"iss": "https://accounts.google.com", "aud": AUD, "sub": "1"})
+    body = fixed[:-1] + ", " + times + "}"
     return f"{b64url(b'{}')}.{b64url(body.encode())}.{b64url(b'sig')}"
 
 

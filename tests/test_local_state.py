@@ -32,7 +32,7 @@ from azfed_helper._internal.entra import cache
 from azfed_helper._internal.entra.exchange import Exchange
 from azfed_helper._internal.errors import UsageError
 
-from .conftest import cli_env, make_jwt, run_cli
+from .conftest import REPO, cli_env, make_jwt, run_cli
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root to play a second user")
@@ -558,14 +558,15 @@ def test_credential_refreshing_a_shared_file_keeps_its_mode_and_group(
 
 def test_the_package_requires_a_filelock_that_refuses_links() -> None:
     """filelock before 3.20.1 truncated the target of a link planted at the lock path."""
-    import tomllib
     from importlib.metadata import version
 
     from packaging.requirements import Requirement
     from packaging.version import Version
 
-    from .conftest import REPO
-
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     with open(REPO / "pyproject.toml", "rb") as handle:
         dependencies = tomllib.load(handle)["project"]["dependencies"]
     (required,) = [Requirement(d) for d in dependencies if d.startswith("filelock")]
