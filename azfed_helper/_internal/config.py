@@ -29,7 +29,8 @@ AKS_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 
 
 def parse_mode(text: str) -> int:
-    """Parse an octal file mode such as ``0640``; the owner must keep read and write."""
+    """Parse an octal file mode such as ``0640``; the owner must keep read and write, and nobody
+    else may write: the file is a credential that readers trust."""
     try:
         mode = int(text, 8)
     except ValueError:
@@ -38,6 +39,11 @@ def parse_mode(text: str) -> int:
         raise UsageError(
             f"invalid --mode {text!r}",
             "give an octal mode that keeps owner read/write, e.g. 0600, 0640 or 0644",
+        )
+    if mode & 0o022:
+        raise UsageError(
+            f"--mode {text} lets group or others write the token file",
+            "the token is a credential: give write to the owner only, e.g. 0600, 0640 or 0644",
         )
     return mode
 

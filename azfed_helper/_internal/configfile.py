@@ -24,6 +24,8 @@ SYSTEM_CONFIG = "/etc/azfed-helper/config.toml"
 # Keys named after a command-line option whose setting has another name.
 _ALIASES = {"scope": "scopes"}
 APP_NAME = "azfed-helper"
+_FIX_TOML = "write the file as TOML text (see README, Config file), or point --config elsewhere"
+_FIX_ACCESS = "check the file's permissions, or point --config / AZFED_CONFIG elsewhere"
 
 
 def user_config_path(environ: Mapping[str, str]) -> str:
@@ -41,9 +43,8 @@ def find(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     """The config file to use: the explicit one (which must exist), else the first that exists."""
     if explicit:
         if not os.path.isfile(explicit):
-            raise UsageError(
-                f"config file {explicit} does not exist", "fix --config / AZFED_CONFIG"
-            )
+            what = "is not a regular file" if os.path.exists(explicit) else "does not exist"
+            raise UsageError(f"config file {explicit} {what}", "fix --config / AZFED_CONFIG")
         return explicit
     for candidate in (user_config_path(environ), SYSTEM_CONFIG):
         if os.path.isfile(candidate):
@@ -61,9 +62,15 @@ def _parse(path: str) -> dict[str, object]:
             document: dict[str, object] = tomllib.load(handle)
             return document
     except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}", _FIX_ACCESS) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"config file {path} is not UTF-8 text (byte {exc.start})", _FIX_TOML
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
+        raise UsageError(f"config file {path} is not valid TOML: {exc}", _FIX_TOML) from exc
+    except RecursionError as exc:
+        raise UsageError(f"config file {path} is nested too deeply", _FIX_TOML) from exc
 
 
 def _as_text(value: object, key: str, path: str) -> str:
@@ -110,7 +117,10 @@ def load(
     document = _parse(path)
     profiles = document.pop("profiles", {})
     if not isinstance(profiles, dict):
-        raise UsageError(f"config file {path}: 'profiles' must be a table of [profiles.NAME]")
+        raise UsageError(
+            f"config file {path}: 'profiles' must be a table of [profiles.NAME]",
+            "write each profile as a table: [profiles.NAME] followed by its keys",
+        )
     values = _settings_table(document, known, path, "")
     if profile:
         chosen = profiles.get(profile)
