@@ -58,7 +58,8 @@ class ProcessLock:
 
     def _failure(self, exc: OSError) -> AzfedError:
         """Why the lock file could not be opened, with the fix (set-up problems exit 2)."""
-        message = f"cannot take {self.what} {self.path}: {exc.strerror or exc}"
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or exc
+        message = f"cannot take {self.what} {self.path}: {reason}"
         directory = os.path.dirname(self.path)
         fixes = {
             errno.ELOOP: "the lock file is a symbolic link, which is never followed: remove it "
