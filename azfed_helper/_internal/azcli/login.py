@@ -17,6 +17,7 @@ from ..locks import ProcessLock
 from .process import AZ_TIMEOUT, Cloud, az_cloud, find_az, run_az
 from .state import (
     RECORD,
+    SERVICE_PRINCIPALS,
     AzCliError,
     Target,
     checksum,
@@ -181,9 +182,26 @@ def ensure(
         token = source.last
         assert token is not None
         validate(with_file, cloud, token)
+        _set_aside_if_corrupt(os.path.join(directory, SERVICE_PRINCIPALS))
         run_az(az, login_args(target, with_file.require_token_file()), token)
         _write_record(directory, target, cloud, token)
     return Login(token, cloud)
+
+
+def _set_aside_if_corrupt(path: str) -> None:
+    """az itself fails with a traceback on a corrupt service_principal_entries.json (overlapping
+    az runs leave one truncated), on every later login: set it aside so az starts afresh."""
+    from .. import jsonfast
+
+    try:
+        with open(path, "rb") as handle:
+            jsonfast.loads(handle.read())
+    except OSError:
+        return  # missing or unreadable: az's own business
+    except ValueError as exc:
+        from ..entra import cache
+
+        cache.set_aside(path, exc, "az's file")
 
 
 def _write_record(directory: str, target: Target, cloud: Cloud, token: IdToken) -> None:

@@ -230,7 +230,7 @@ def read_document(path: str, shape: Callable[[object], bool]) -> str | None:
         if not shape(jsonfast.loads(text)):
             raise ValueError("not the expected JSON structure")
     except (OSError, ValueError) as exc:
-        _set_aside(path, exc)
+        set_aside(path, exc)
         return None
     return text
 
@@ -257,7 +257,9 @@ def list_shaped(document: object) -> bool:
     return isinstance(document, list)
 
 
-def _set_aside(path: str, cause: BaseException) -> None:
+def set_aside(path: str, cause: BaseException, what: str = "cache file") -> None:
+    """Rename a corrupt file to ``<name>.corrupt-<time>`` with a warning, so the next reader
+    starts afresh instead of failing on it every time."""
     import logging
     import time
 
@@ -268,7 +270,8 @@ def _set_aside(path: str, cause: BaseException) -> None:
     except OSError:
         where = "could not move it aside"
     logging.getLogger("azfed_helper").warning(
-        "azfed-helper: warning: cache file %s is unreadable (%s); %s and starting afresh",
+        "azfed-helper: warning: %s %s is unreadable (%s); %s and starting afresh",
+        what,
         path,
         cause,
         where,
