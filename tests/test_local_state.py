@@ -573,3 +573,16 @@ def test_the_package_requires_a_filelock_that_refuses_links() -> None:
     assert not required.specifier.contains("3.20.0")
     assert required.specifier.contains("3.20.1")
     assert Version(version("filelock")) >= Version("3.20.1")
+
+
+def test_group_past_the_platform_limit_leaves_no_temp_file(emulator: Any, tmp_path: Path) -> None:
+    """fchown raised OverflowError, which the writer did not clean up after: a token stayed."""
+    token_file = tmp_path / "run" / "token"
+    token_file.parent.mkdir()
+    done = write(emulator, token_file, "--group", str(2**40))
+    assert done.returncode == 2, done.stderr
+    assert "group id 1099511627776 is out of range" in done.stderr
+    assert emulator.counts["metadata.identity"] == 0  # refused before any work
+    with pytest.raises(OverflowError):  # and the writer itself never leaves its temp file
+        tokenfile.write_atomic(str(token_file), make_jwt().encode(), 0o600, 2**40)
+    assert list(token_file.parent.iterdir()) == []

@@ -54,14 +54,11 @@ def kind(info: os.stat_result) -> str:
 
 def require_private_dir(path: str, info: os.stat_result, what: str, option: str) -> None:
     """Refuse a directory that is not ours alone (UsageError naming owner, mode and the fix)."""
-    if stat.S_ISDIR(info.st_mode) and is_private(info):
+    if is_private(info):
         return
-    if not stat.S_ISDIR(info.st_mode):
-        problem = f"is {kind(info)}, not a directory"
-    else:
-        problem = f"is not private to this user ({user_name(os.geteuid())})"
     raise UsageError(
-        f"{what} {path} {problem} ({describe(info)}); refusing to trust what it holds",
+        f"{what} {path} is not private to this user ({user_name(os.geteuid())}): "
+        f"{describe(info)}; refusing to trust what it holds",
         f"as its owner, run `chmod 700 {path}`; or choose another {option}",
     )
 
@@ -75,6 +72,6 @@ def require_private_file(path: str, info: os.stat_result, what: str, option: str
     else:
         problem = f"is not private to this user ({user_name(os.geteuid())})"
     raise UsageError(
-        f"{what} {path} {problem} ({describe(info)}); refusing to trust what it holds",
+        f"{what} {path} {problem}: {describe(info)}; refusing to trust what it holds",
         f"remove it (`rm {path}`) and let azfed-helper recreate it; or choose another {option}",
     )

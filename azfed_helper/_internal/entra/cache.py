@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 
 from .. import TYPE_CHECKING, jsonfast, ownership, tokenfile
@@ -149,8 +150,10 @@ def _read_trusted(directory: str, name: str) -> str | None:
     """
     try:
         info = os.stat(directory)
-    except FileNotFoundError:
+    except OSError:
         return None
+    if not stat.S_ISDIR(info.st_mode):
+        return None  # not a cache at all; the locked path says why it cannot be used
     ownership.require_private_dir(directory, info, "cache directory", _OPTION)
     path = os.path.join(directory, name)
     try:
