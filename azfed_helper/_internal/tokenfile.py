@@ -275,7 +275,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
         try:
             os.fchmod(fd, mode)  # explicit: the umask must not weaken or widen the mode
             if gid != -1:
-                os.fchown(fd, -1, gid)
+                _give_group(fd, path, gid)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -286,22 +286,29 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
     except BaseException as exc:  # even Ctrl-C: no temporary copy of a token stays behind
         _unlink_quietly(tmp)
         if isinstance(exc, OSError):
-            raise _write_error(path, gid, exc) from exc
+            raise _write_error(path, exc) from exc
         raise
     _fsync_directory(directory)
     remove_stale_temps(directory)
 
 
-def _write_error(path: str, gid: int, exc: OSError) -> AzfedError:
-    if exc.errno == errno.EPERM and gid != -1:  # a set-up problem: exit 2
-        return UsageError(
+def _give_group(fd: int, path: str, gid: int) -> None:
+    try:
+        os.fchown(fd, -1, gid)
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            raise
+        raise UsageError(  # a set-up problem: exit 2
             f"cannot give token file {path} group {gid}: {exc.strerror}",
             "the writer must be a member of the --group it sets (or run as root)",
-        )
-    if exc.errno == errno.EPERM:  # a sticky directory: someone else's file is in the way
+        ) from exc
+
+
+def _write_error(path: str, exc: OSError) -> AzfedError:
+    if exc.errno == errno.EPERM:  # rename refused: a sticky directory keeps another's file
         return UsageError(
-            f"cannot replace {path}: {exc.strerror} (the directory is sticky and the file "
-            "there belongs to another user)",
+            f"cannot replace {path}: {exc.strerror} (in a sticky directory, a file of another "
+            "user cannot be replaced)",
             "remove that file as its owner or root, or choose another path",
         )
     return TokenFileError(
@@ -329,13 +336,13 @@ def _is_temp_name(name: str) -> bool:
     )
 
 
-def remove_stale_temps(directory: str, now: float | None = None) -> None:
+def remove_stale_temps(directory: str) -> None:
     """Delete temporary files a killed writer left in ``directory`` (each holds a whole token).
 
     Only ours: our naming pattern, a regular file owned by the effective user, untouched for
     over a minute (a live writer needs milliseconds). Best effort: failures are ignored.
     """
-    limit = (time.time() if now is None else now) - STALE_TEMP_AGE
+    limit = time.time() - STALE_TEMP_AGE
     try:
         entries = list(os.scandir(directory))
     except OSError:

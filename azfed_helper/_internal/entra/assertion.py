@@ -99,16 +99,18 @@ def keeping_readers(settings: Settings, path: str) -> Settings:
     kept = tokenfile.attributes(path)
     if kept is None:
         return settings
-    mode, gid = kept
-    mode_given = settings.origins.get("mode", "default") != "default"
-    group_given = settings.origins.get("group", "default") != "default"
+    kept_mode, gid = kept
     # Only a group this process may give (chown refuses others, except to root).
     may_chown = os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups()
-    if mode_given and (group_given or not may_chown):
+    mode = settings.mode if _given(settings, "mode") else kept_mode
+    group = settings.group if _given(settings, "group") or not may_chown else str(gid)
+    if (mode, group) == (settings.mode, settings.group):
         return settings
     refreshed = copy.copy(settings)
-    if not mode_given:
-        refreshed.mode = mode
-    if not group_given and may_chown:
-        refreshed.group = str(gid)
+    refreshed.mode, refreshed.group = mode, group
     return refreshed
+
+
+def _given(settings: Settings, name: str) -> bool:
+    """Set explicitly (flag, variable or config file), not left at its default."""
+    return settings.origins.get(name, "default") != "default"
