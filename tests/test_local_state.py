@@ -109,7 +109,7 @@ def test_planted_token_cache_is_refused_on_the_fast_and_locked_paths(
     assert f"mode {stat.S_IMODE(info.st_mode):04o}" in message
     assert f"owner {pwd.getpwuid(info.st_uid).pw_name} (uid {info.st_uid})" in message
     assert hint.startswith("  hint: ") and "--cache-dir" in hint
-    assert (f"chmod 700 {cache_dir}" in hint) == ("directory" in how)
+    assert (f"chmod 700 {cache_dir}" in hint) == (how.startswith("directory") and not root_only)
     # The locked path (what the credential and serve use) refuses too, under the lock.
     settings = resolve(argparse.Namespace(cache_dir=str(cache_dir)), env)
     exchange = Exchange(settings)

@@ -56,10 +56,14 @@ def require_private_dir(path: str, info: os.stat_result, what: str, option: str)
     """Refuse a directory that is not ours alone (UsageError naming owner, mode and the fix)."""
     if is_private(info):
         return
+    if info.st_uid == os.geteuid():
+        fix = f"run `chmod 700 {path}`, or choose another {option}"
+    else:
+        fix = f"choose another {option}, one of your own (it belongs to someone else)"
     raise UsageError(
         f"{what} {path} is not private to this user ({user_name(os.geteuid())}): "
         f"{describe(info)}; refusing to trust what it holds",
-        f"as its owner, run `chmod 700 {path}`; or choose another {option}",
+        fix,
     )
 
 
