@@ -586,3 +586,29 @@ def test_group_past_the_platform_limit_leaves_no_temp_file(emulator: Any, tmp_pa
     with pytest.raises(OverflowError):  # and the writer itself never leaves its temp file
         tokenfile.write_atomic(str(token_file), make_jwt().encode(), 0o600, 2**40)
     assert list(token_file.parent.iterdir()) == []
+
+
+@needs_root
+def test_a_consumer_reads_a_fresh_file_another_user_keeps_without_rewriting_it(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """A sidecar (here `nobody`) keeps a 0640 file fresh for a group of readers in a shared
+    volume; our credential in the app container uses it and leaves it exactly as it is."""
+    volume = tmp_path / "emptydir"
+    volume.mkdir()
+    volume.chmod(0o777)
+    token_file = volume / "token"
+    token_file.write_text(emulator.mint_google_id_token())
+    token_file.chmod(0o640)
+    os.chown(token_file, NOBODY, 0)
+    before = (token_file.read_bytes(), token_file.stat().st_ino)
+    env = {
+        **emulator.env(),
+        "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
+        "AZFED_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = run_cli("token", *RESOURCE, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (token_file.read_bytes(), token_file.stat().st_ino) == before
+    assert emulator.counts["metadata.identity"] == 0  # the sidecar's token was presented
+    assert emulator.counts["entra.token"] == 1

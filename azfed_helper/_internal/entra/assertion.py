@@ -51,22 +51,24 @@ class AssertionSource:
     def _from_file(self) -> IdToken:
         """The file's token; refresh it when due, fall back to it when we may not write it.
 
-        A consumer that only reads a file another process keeps fresh (a sidecar, another UID)
-        must not fail just because it cannot write there, as long as the token is still good.
+        A consumer reads: a fresh token is used whoever wrote it (a sidecar under another UID
+        keeps it fresh; presenting a token planted by someone else gains them nothing, as Entra
+        accepts only our federated identity), and never rewritten, which would take it from its
+        other readers. Only a token that is due is refreshed, as ``write`` would (replacing a
+        file that is not ours); one we cannot refresh is still presented while it is good.
         """
         from ..sync import sync_once
 
         settings = self.settings
         path = settings.require_token_file()
         fresh = tokenfile.fresh_token(
-            path, settings.audience, self.clock(), settings.refresh_margin
+            path, settings.audience, self.clock(), settings.refresh_margin, ours=False
         )
         if fresh is not None:
             return fresh
         try:
             return sync_once(keeping_readers(settings, path), self.clock, self.fetch).token
         except AzfedError:
-            # Written by another user (a sidecar), in a directory we may not write: read it.
             usable = tokenfile.fresh_token(
                 path, settings.audience, self.clock(), MIN_PRESENTED_LIFETIME, ours=False
             )
