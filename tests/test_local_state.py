@@ -184,6 +184,8 @@ def test_our_own_private_cache_still_hits(emulator: Any, cache_dir: Path) -> Non
 def read_only_prefix(directory: Path) -> list[str]:
     """A command prefix under which ``directory`` is read-only, even for root."""
     if not ROOT:
+        for inner in sorted(directory.rglob("*"), reverse=True):  # the deepest first
+            inner.chmod(0o500)
         directory.chmod(0o500)
         return []
     probe = subprocess.run(
