@@ -16,7 +16,7 @@ import sys
 # argv[1] holds the directories to import from (os.pathsep-separated); they go first, as
 # PYTHONPATH entries would, unless the isolated interpreter has them already.
 _BOOTSTRAP = (
-    "import sys;p=sys.argv.pop(1).split({sep!r});"
+    "import os,sys;p=sys.argv.pop(1).split(os.pathsep);"
     "sys.path[:0]=[e for e in p if e not in sys.path];"
     "from {module} import main;sys.exit(main())"
 )
@@ -46,5 +46,5 @@ def import_path() -> list[str]:
 def python_command(module: str, paths: list[str]) -> list[str]:
     """``python -I -c BOOTSTRAP PATHS``: runs ``module.main()`` importing only from ``paths``
     and the interpreter's own library; arguments for ``main`` follow."""
-    code = _BOOTSTRAP.format(sep=os.pathsep, module=module)
+    code = _BOOTSTRAP.format(module=module)
     return [sys.executable, "-I", "-c", code, os.pathsep.join(paths)]
