@@ -63,14 +63,16 @@ def advance_entra_clock(emulator: Any, seconds: int) -> None:
 
 
 def test_rotation_with_short_lifetimes(emulator: Any, consumer_env: Path) -> None:
-    lifetime = 900  # shorter than the 20-minute refresh margin: every `write` rotates
+    lifetime = 180  # shorter than the 20-minute refresh margin: every `write` rotates
     emulator.id_token_lifetime = lifetime
     assert main(["write", "--token-file", str(consumer_env), "--force", "-q"]) == 0
     old = consumer_env.read_text()
     reader = WorkloadIdentityCredential()
     assert reader.get_token(ARM).token
 
-    advance_entra_clock(emulator, lifetime + 60)  # the file's token has now expired for Entra
+    # The file's token has now expired for Entra. (The emulated Google shares this clock: less
+    # than 5 minutes ahead of ours, or its new tokens would be refused as issued in the future.)
+    advance_entra_clock(emulator, lifetime + 60)
     with pytest.raises(ClientAuthenticationError, match="AADSTS700024"):
         reader.get_token(STORAGE)  # azure-identity still presents what it read (600 s reuse)
 
@@ -81,10 +83,10 @@ def test_rotation_with_short_lifetimes(emulator: Any, consumer_env: Path) -> Non
 
 
 def test_our_readers_refresh_the_file_themselves(emulator: Any, consumer_env: Path) -> None:
-    emulator.id_token_lifetime = 900
+    emulator.id_token_lifetime = 180
     assert main(["write", "--token-file", str(consumer_env), "--force", "-q"]) == 0
     old = consumer_env.read_text()
-    advance_entra_clock(emulator, 960)
+    advance_entra_clock(emulator, 240)
     token = azfed_helper.GoogleFederatedCredential().get_token(STORAGE)
     assert token.token
     assert consumer_env.read_text() != old  # the file was refreshed on the way

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import msal
+import pytest
 
 from azfed_helper._internal.entra import cache
 
@@ -83,13 +84,28 @@ def test_missing_or_garbage_file_is_a_miss(tmp_path: Path) -> None:
 
 def test_read_document_sets_aside_corrupt_files(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    assert cache.read_document(str(path)) is None
+    assert cache.read_document(str(path), cache.msal_shaped) is None
     path.write_bytes(b"\xff\xfe not json")
-    assert cache.read_document(str(path)) is None
+    assert cache.read_document(str(path), cache.msal_shaped) is None
     assert not path.exists()
     assert len(list(tmp_path.glob("c.json.corrupt-*"))) == 1
     path.write_text("{}")
-    assert cache.read_document(str(path)) == "{}"
+    assert cache.read_document(str(path), cache.msal_shaped) == "{}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"AccessToken": [', "[]", '{"AccessToken": []}', '{"AccessToken": {"k": 5}}', "[" * 50000],
+)
+def test_json_msal_would_choke_on_is_set_aside_once(tmp_path: Path, text: str) -> None:
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    path = directory / cache.TOKEN_CACHE
+    path.write_text(text)
+    assert cache.read_document(str(path), cache.msal_shaped) is None
+    assert [p.name.split("-")[0] for p in directory.iterdir()] == [f"{cache.TOKEN_CACHE}.corrupt"]
+    assert cache.read_document(str(path), cache.msal_shaped) is None  # nothing left to set aside
+    assert len(list(directory.iterdir())) == 1
 
 
 def test_environment_of() -> None:

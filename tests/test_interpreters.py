@@ -40,7 +40,6 @@ MINIMUM = (3, 10)
 FLAGS = ("-I", "-S")
 PROBE = "import sys; sys.stdout.write('%d.%d.%d ' % tuple(sys.version_info[:3]) + sys.executable)"
 # Fixed on the state branch: the lead removes these marks when merging it.
-ISSUE_11_1 = "issue 11 §1, fixed on the state branch"
 
 
 class Interpreter(NamedTuple):
@@ -111,12 +110,6 @@ def python(request: pytest.FixtureRequest) -> Interpreter:
     return interpreter
 
 
-def expect_systemerror_below_312(request: pytest.FixtureRequest, python: Interpreter) -> None:
-    """Invalid JSON fails today on 3.10/3.11 (jsonfast's SystemError) until the fix is merged."""
-    if python.version < (3, 12):
-        request.applymarker(pytest.mark.xfail(reason=ISSUE_11_1, strict=True))
-
-
 def run_bare(
     python: Interpreter, code: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -175,10 +168,7 @@ def test_jsonfast_parses_as_json_does(python: Interpreter) -> None:
     assert ast.literal_eval(done.stdout) == [json.loads(text) for text in DOCUMENTS] * 3
 
 
-def test_jsonfast_invalid_json_is_a_value_error(
-    python: Interpreter, request: pytest.FixtureRequest
-) -> None:
-    expect_systemerror_below_312(request, python)
+def test_jsonfast_invalid_json_is_a_value_error(python: Interpreter) -> None:
     code = (
         "from azfed_helper._internal import jsonfast\n"
         "raised = []\n"
@@ -259,26 +249,19 @@ def test_write_with_a_token_whose_claims_are_not_an_object(
     assert fast_path_answer(python, ["write", "--token-file", str(path)], {}) == "None"
 
 
-def test_write_with_a_token_whose_claims_are_cut_short(
-    python: Interpreter, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    expect_systemerror_below_312(request, python)
+def test_write_with_a_token_whose_claims_are_cut_short(python: Interpreter, tmp_path: Path) -> None:
     path = fresh_token_file(tmp_path / "token", jwt_with_payload(b'{"exp": 1'))
     assert fast_path_answer(python, ["write", "--token-file", str(path)], {}) == "None"
 
 
-def test_token_with_a_truncated_cache(
-    python: Interpreter, cache_env: dict[str, str], request: pytest.FixtureRequest
-) -> None:
-    expect_systemerror_below_312(request, python)
+def test_token_with_a_truncated_cache(python: Interpreter, cache_env: dict[str, str]) -> None:
     truncate_inside_a_string(Path(cache_env["AZFED_CACHE_DIR"]) / "msal_token_cache.json")
     assert fast_path_answer(python, ["token", "--scope", CACHE_SCOPE], cache_env) == "None"
 
 
 def test_token_with_bad_kubernetes_exec_info(
-    python: Interpreter, cache_env: dict[str, str], request: pytest.FixtureRequest
+    python: Interpreter, cache_env: dict[str, str]
 ) -> None:
-    expect_systemerror_below_312(request, python)
     argv = ["token", "--scope", CACHE_SCOPE, "-o", "exec-credential"]
     env = {**cache_env, "KUBERNETES_EXEC_INFO": "{bad"}
     assert fast_path_answer(python, argv, env) == "None"
@@ -288,9 +271,8 @@ def test_token_with_bad_kubernetes_exec_info(
     "name", ["azfed-helper.json", "service_principal_entries.json", "azureProfile.json"]
 )
 def test_az_login_with_a_truncated_az_file(
-    python: Interpreter, az_env: dict[str, str], name: str, request: pytest.FixtureRequest
+    python: Interpreter, az_env: dict[str, str], name: str
 ) -> None:
-    expect_systemerror_below_312(request, python)
     truncate_inside_a_string(Path(az_env["AZURE_CONFIG_DIR"]) / name)
     assert fast_path_answer(python, ["az-login"], az_env) == "None"
     assert fast_path_answer(python, ["az", "--", "version"], az_env) == "None"

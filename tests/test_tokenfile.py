@@ -75,7 +75,7 @@ def test_failed_write_keeps_old_file(tmp_path: Path) -> None:
         [sys.executable, "-c", script, str(target)], env=cli_env(), capture_output=True, text=True
     )
     assert done.returncode == 3, done.stderr
-    assert f"cannot write token file {target}" in done.stdout
+    assert f"cannot write {target}: File too large" in done.stdout
     assert target.read_bytes() == b"old.token.here"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["token"]
 

@@ -21,6 +21,9 @@ from .options import BY_DEST, CONFIG_KEYS
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+_FIX_TOML = "write the file as TOML text (see README, Config file), or give another config file"
+_FIX_ACCESS = f"check the file's permissions, or give another one ({BY_DEST['config'].where()})"
+
 
 class Profile:
     """What a config file says for one profile: setting name → text, and where each came from."""
@@ -43,9 +46,8 @@ def find(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     """The config file to use: the explicit one (which must exist), else the first that exists."""
     if explicit:
         if not os.path.isfile(explicit):
-            raise UsageError(
-                f"config file {explicit} does not exist", f"fix {BY_DEST['config'].where()}"
-            )
+            what = "is not a regular file" if os.path.exists(explicit) else "does not exist"
+            raise UsageError(f"config file {explicit} {what}", f"fix {BY_DEST['config'].where()}")
         return explicit
     for candidate in (paths.user_config_file(environ), paths.SYSTEM_CONFIG_FILE):
         if os.path.isfile(candidate):
@@ -63,9 +65,15 @@ def _parse(path: str) -> dict[str, object]:
             document: dict[str, object] = tomllib.load(handle)
             return document
     except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from exc
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}", _FIX_ACCESS) from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"config file {path} is not UTF-8 text (byte {exc.start})", _FIX_TOML
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
+        raise UsageError(f"config file {path} is not valid TOML: {exc}", _FIX_TOML) from exc
+    except RecursionError as exc:
+        raise UsageError(f"config file {path} is nested too deeply", _FIX_TOML) from exc
 
 
 def _as_text(value: object, key: str, path: str) -> str:
@@ -105,7 +113,10 @@ def load(explicit: str | None, profile: str | None, environ: Mapping[str, str]) 
     document = _parse(path)
     profiles = document.pop("profiles", {})
     if not isinstance(profiles, dict):
-        raise UsageError(f"config file {path}: 'profiles' must be a table of [profiles.NAME]")
+        raise UsageError(
+            f"config file {path}: 'profiles' must be a table of [profiles.NAME]",
+            "write each profile as a table: [profiles.NAME] followed by its keys",
+        )
     chosen = Profile(path, profile)
     chosen.take(_settings_table(document, path, ""), in_profile=False)
     if profile:

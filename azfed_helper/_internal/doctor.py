@@ -130,6 +130,9 @@ class Doctor:
         details.append(
             f"holds a valid token, expires in {format_duration(token.remaining(time.time()))}"
         )
+        warning = tokenfile.directory_warning(path)
+        if warning is not None:
+            details.append(f"warning: {warning}")
         unreadable = [user for user in self.readers if not _can_read(user, path)]
         details += [f"readable by {user}" for user in self.readers if user not in unreadable]
         if unreadable:

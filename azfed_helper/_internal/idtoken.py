@@ -16,7 +16,14 @@ GOOGLE_ISSUER = "https://accounts.google.com"
 DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
 # Entra refuses assertions whose lifetime (exp - iat) exceeds 25 hours (AADSTS70023).
 MAX_LIFETIME = 25 * 3600
+# iat and exp must be times a real token can carry: 2000-01-01 to 9999-12-31 (UTC). Anything else
+# (1e400 parses as infinity, 10**400 overflows a float) is a forged or broken token, refused.
+EARLIEST = 946_684_800
+LATEST = 253_402_300_799
+# How far in the future iat may be: clocks differ a little, never by more.
+MAX_CLOCK_SKEW = 300
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_NOT_A_JWT_HINT = "a Google ID token is a JWT (header.claims.signature); check the token source"
 
 
 class IdToken:
@@ -50,13 +57,32 @@ class IdToken:
         return self.expires_at - now
 
     def summary(self) -> dict[str, object]:
-        """The claims worth showing a person: never the token."""
+        """The claims worth showing a person (never the token); times out of range as text, so
+        the summary stays printable and valid JSON (which has no infinity)."""
         keys = ("iss", "sub", "aud", "email", "iat", "exp")
-        return {key: self.claims[key] for key in keys if key in self.claims}
+        shown = {key: self.claims[key] for key in keys if key in self.claims}
+        for key in ("iat", "exp"):
+            if key in shown and not _number(shown[key]):
+                shown[key] = _describe(shown[key])
+        return shown
 
 
 def _number(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    """A time claim as a float; 0.0 when it is missing, not a number, or not a sane time."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    if isinstance(value, int) and not EARLIEST <= value <= LATEST:
+        return 0.0  # also keeps float() from overflowing on 10**400
+    number = float(value)
+    return number if EARLIEST <= number <= LATEST else 0.0  # NaN and infinities fail too
+
+
+def _describe(value: object) -> str:
+    """A claim value for a message, short even for 10**400."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        return "a number far too large for a time"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _b64decode(segment: str) -> bytes:
@@ -71,15 +97,21 @@ def decode(raw: str | bytes) -> IdToken:
     parts = text.split(".")
     if len(parts) != 3 or not all(parts[:2]):
         raise InvalidTokenError(
-            "the token is not a JWT (expected three dot-separated parts)", claim="format"
+            "the token is not a JWT (expected three dot-separated parts)",
+            _NOT_A_JWT_HINT,
+            claim="format",
         )
     try:
         header = loads(_b64decode(parts[0]))
         claims = loads(_b64decode(parts[1]))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidTokenError(f"the token is not a valid JWT: {exc}", claim="format") from exc
+        raise InvalidTokenError(
+            f"the token is not a valid JWT: {exc}", _NOT_A_JWT_HINT, claim="format"
+        ) from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise InvalidTokenError("the token's header or claims are not JSON objects", claim="format")
+        raise InvalidTokenError(
+            "the token's header or claims are not JSON objects", _NOT_A_JWT_HINT, claim="format"
+        )
     return IdToken(text, claims)
 
 
@@ -108,17 +140,22 @@ def validate(token: IdToken, audience: str, now: float, min_remaining: float = 0
             claim="aud",
         )
     if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
-        raise InvalidTokenError("claim 'sub' is missing", claim="sub")
+        raise InvalidTokenError(
+            "claim 'sub' is missing", "Entra matches the federated credential on sub", claim="sub"
+        )
     for name in ("iat", "exp"):
-        if not _number(claims.get(name)):
-            raise InvalidTokenError(
-                f"claim '{name}' is missing or not a number",
-                "Entra needs both iat and exp (AADSTS70023)",
-                claim=name,
-            )
+        _check_time(claims, name)
+    if token.issued_at > now + MAX_CLOCK_SKEW:
+        raise InvalidTokenError(
+            f"claim 'iat' is {int(token.issued_at - now)}s in the future (iat "
+            f"{int(token.issued_at)}, now {int(now)})",
+            "check this machine's clock (NTP); a token from the future is forged or broken",
+            claim="iat",
+        )
     if token.expires_at - token.issued_at > MAX_LIFETIME:
         raise InvalidTokenError(
             "the token's lifetime (exp - iat) exceeds 25 hours; Entra refuses it (AADSTS70023)",
+            "check the token source: Google ID tokens live one hour",
             claim="exp",
         )
     if token.remaining(now) <= min_remaining:
@@ -129,3 +166,18 @@ def validate(token: IdToken, audience: str, now: float, min_remaining: float = 0
             claim="exp",
         )
     return token
+
+
+def _check_time(claims: dict[str, object], name: str) -> None:
+    value = claims.get(name)
+    if _number(value):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        message = f"claim '{name}' is missing or not a number"
+    else:
+        message = (
+            f"claim '{name}' is {_describe(value)}, not a time between the years 2000 and 9999"
+        )
+    raise InvalidTokenError(
+        message, "Entra needs both iat and exp as epoch seconds (AADSTS70023)", claim=name
+    )

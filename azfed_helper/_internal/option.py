@@ -73,7 +73,8 @@ def mode(value: str) -> int:
         raise BadValue("not an octal mode that keeps owner read/write", "e.g. 0600 or 0640")
     if bits & 0o022:
         raise BadValue(
-            "the token file is a credential: group or others must not write it", "e.g. 0600 or 0640"
+            "lets group or others write the token file",
+            "the token is a credential: give write to the owner only, e.g. 0600, 0640 or 0644",
         )
     return bits
 
@@ -86,7 +87,7 @@ def port(value: str) -> int:
 
 def group_name(value: str) -> str:
     if _digits(value) and len(value) > 10:
-        raise BadValue("not a group id", "give a group name or a numeric gid")
+        raise BadValue(f"group id {value} is out of range", "give a group name or a numeric gid")
     return value
 
 

@@ -58,6 +58,8 @@ def current_if_fresh(settings: Settings, clock: Callable[[], float] = time.time)
         return None
     if _needs_attributes(path, settings.mode, tokenfile.resolve_group(settings.group)):
         return None
+    if tokenfile.directory_refusal(os.path.dirname(os.path.abspath(path))) is not None:
+        return None  # the writing path refuses it, with the reason
     return current
 
 

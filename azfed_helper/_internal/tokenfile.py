@@ -10,56 +10,132 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
+import time
 
-from . import idtoken
-from .errors import InvalidTokenError, TokenFileError, UsageError
+from . import idtoken, ownership
+from .errors import AzfedError, InvalidTokenError, TokenFileError, UsageError
 from .idtoken import IdToken
 from .locks import ProcessLock
 
 # Largest token file we read; Google ID tokens are ~1 KB, anything huge is not ours.
 _MAX_BYTES = 64 * 1024
+# Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+# gid_t is 32 bits and (gid_t)-1 means "unchanged".
+_MAX_GID = 2**32 - 2
+# A temporary file untouched this long belongs to a writer that was killed.
+STALE_TEMP_AGE = 60.0
+# Room for ".", ".<pid>.<8 hex>.tmp" within NAME_MAX (255).
+_TEMP_BASE_CHARS = 200
 
 
 def read(path: str) -> IdToken | None:
-    """Return the decoded token in ``path``, None when the file does not exist.
+    """Return the decoded token in ``path`` (symbolic links followed), None when it is missing.
 
-    Raises TokenFileError when the path is unreadable or a directory, InvalidTokenError when the
-    content is not a JWT (an empty file included).
+    What a reader does (``status``, a consumer of a file another user keeps fresh): any owner is
+    fine, but only a regular file is read, so a FIFO or a device never makes us hang. Raises
+    UsageError when the path is not a regular file, TokenFileError when it is unreadable,
+    InvalidTokenError when the content is not a JWT (an empty file included).
     """
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return None
-    except IsADirectoryError as exc:
-        raise UsageError(
-            f"token file {path} is a directory", "point --token-file at a file path"
-        ) from exc
     except OSError as exc:
         raise TokenFileError(
             f"cannot read token file {path}: {exc.strerror}",
             "check the path and its permissions",
         ) from exc
+    return _decode(path, _read_regular(path, fd)[1])
+
+
+def _read_regular(path: str, fd: int) -> tuple[os.stat_result, bytes]:
+    """The file's status and content (at most _MAX_BYTES + 1 bytes); closes ``fd``."""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(
+                f"token file {path} is {ownership.kind(info)}, not a regular file",
+                "point --token-file at a file path in a directory the writer owns",
+            )
+        with open(fd, "rb", closefd=False) as handle:
+            return info, handle.read(_MAX_BYTES + 1)
+    except OSError as exc:
+        raise TokenFileError(
+            f"cannot read token file {path}: {exc.strerror}",
+            "check the path and its permissions",
+        ) from exc
+    finally:
+        os.close(fd)
+
+
+def _decode(path: str, data: bytes) -> IdToken:
     if not data.strip():
-        raise InvalidTokenError(f"token file {path} is empty", claim="format")
+        raise InvalidTokenError(
+            f"token file {path} is empty", "run `azfed-helper write` to fill it", claim="format"
+        )
     if len(data) > _MAX_BYTES:
-        raise InvalidTokenError(f"token file {path} is too large to be a token", claim="format")
+        raise InvalidTokenError(
+            f"token file {path} is too large to be a token",
+            "point --token-file at the file holding the Google ID token",
+            claim="format",
+        )
     return idtoken.decode(data)
 
 
-def fresh_token(path: str, audience: str, now: float, margin: float) -> IdToken | None:
+def fresh_token(
+    path: str, audience: str, now: float, margin: float, *, ours: bool = True
+) -> IdToken | None:
     """The token in ``path`` if it is valid for ``audience`` with more than ``margin`` seconds left.
 
     Any problem with the current file (missing, unreadable, not a JWT, expiring) means "not
-    fresh": the caller will replace it. Target-path problems surface when writing.
+    fresh": the caller will replace it. With ``ours`` (a writer's view), so does a file that is
+    not a regular file owned by the effective user: a symbolic link, a FIFO, or a token another
+    user planted is replaced, never kept. Target-path problems surface when writing.
     """
     try:
-        token = read(path)
+        token = _read_ours(path) if ours else read(path)
         if token is None:
             return None
         return idtoken.validate(token, audience, now, min_remaining=margin)
-    except (InvalidTokenError, TokenFileError):
+    except (InvalidTokenError, TokenFileError, UsageError):
         return None
+
+
+def _read_ours(path: str) -> IdToken | None:
+    """The token in ``path`` when it is a regular file of ours (no link followed), else None."""
+    try:
+        fd = os.open(path, _READ_FLAGS | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    info, data = _read_regular(path, fd)
+    if info.st_uid != os.geteuid():
+        return None
+    return _decode(path, data)
+
+
+def attributes(path: str) -> tuple[int, int] | None:
+    """``(mode, gid)`` of an existing token file of ours whose mode we would write ourselves.
+
+    A consumer that refreshes the file keeps these, so the readers an administrator granted
+    (``0640 root:readers``) keep reading it. Another user's file, or a mode others may write,
+    gives None: nothing is inherited from state that is not ours.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    mode = stat.S_IMODE(info.st_mode)
+    if (
+        not stat.S_ISREG(info.st_mode)
+        or info.st_uid != os.geteuid()
+        or mode & ~0o777
+        or mode & ownership.OTHERS_WRITE
+        or mode & 0o600 != 0o600
+    ):
+        return None
+    return mode, info.st_gid
 
 
 def make_private_dirs(path: str) -> None:
@@ -83,8 +159,17 @@ def make_private_dirs(path: str) -> None:
 
 def check_target(path: str, create_dirs: bool) -> None:
     """Fail early, with the fix, when the token file cannot be written where it was asked."""
-    if os.path.isdir(path):
+    try:
+        existing = os.lstat(path)
+    except OSError:
+        existing = None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise UsageError(f"token file {path} is a directory", "point --token-file at a file path")
+    if existing is not None and (stat.S_ISCHR(existing.st_mode) or stat.S_ISBLK(existing.st_mode)):
+        raise UsageError(
+            f"token file {path} is {ownership.kind(existing)}; refusing to replace it",
+            "point --token-file at a file path",
+        )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         if not create_dirs:
@@ -99,6 +184,9 @@ def check_target(path: str, create_dirs: bool) -> None:
                 f"cannot create directory {directory}: {exc.strerror}",
                 "create it yourself or choose another --token-file",
             ) from exc
+    refusal = directory_refusal(directory)
+    if refusal is not None:
+        raise refusal
     if not os.access(directory, os.W_OK | os.X_OK):
         raise UsageError(
             f"directory {directory} is not writable by this user (uid {os.getuid()})",
@@ -106,12 +194,53 @@ def check_target(path: str, create_dirs: bool) -> None:
         )
 
 
+def directory_refusal(directory: str) -> UsageError | None:
+    """The error for a token-file directory owned by another user (neither us nor root).
+
+    Its owner can replace or remove the token at any moment, whatever we check first.
+    """
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return None  # reported when writing
+    if info.st_uid in (os.geteuid(), 0):
+        return None
+    return UsageError(
+        f"directory {directory} for the token file belongs to another user "
+        f"({ownership.describe(info)}), who could replace the token at any moment",
+        "keep the token file in a directory owned by this user or root (e.g. /run/azfed-helper)",
+    )
+
+
+def directory_warning(path: str) -> str | None:
+    """A warning when other users may replace the token file: its directory is writable by
+    group or others without the sticky bit (a Kubernetes emptyDir is 0777, and must work)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return None
+    if not info.st_mode & ownership.OTHERS_WRITE or info.st_mode & stat.S_ISVTX:
+        return None
+    return (
+        f"directory {directory} of the token file can be written by other users "
+        f"({ownership.describe(info)}, no sticky bit): any of them can replace the token; "
+        "fine for a pod's own volume, otherwise `chmod go-w` it or use a private directory"
+    )
+
+
 def resolve_group(group: str | None) -> int:
     """Map a group name or numeric id to a gid; -1 means "leave the group alone"."""
     if group is None or group == "":
         return -1
-    if group.isdigit():
-        return int(group)
+    if group.isascii() and group.isdigit():
+        gid = int(group)
+        if gid > _MAX_GID:
+            raise UsageError(
+                f"group id {group} is out of range (at most {_MAX_GID})",
+                "give an existing group name or gid (`getent group NAME`)",
+            )
+        return gid
     import grp
 
     try:
@@ -121,12 +250,17 @@ def resolve_group(group: str | None) -> int:
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix."""
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix.
+
+    A rename replaces whatever was at ``path`` (another user's file, a link, a FIFO), never
+    writing through it; in a sticky directory where that is not ours to replace, it is an error.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    tmp = os.path.join(directory, temp_name(os.path.basename(path)))
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
     except OSError as exc:
         # Permission and read-only errors are set-up problems (exit 2); the rest are run-time.
         kind = (
@@ -141,7 +275,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
         try:
             os.fchmod(fd, mode)  # explicit: the umask must not weaken or widen the mode
             if gid != -1:
-                os.fchown(fd, -1, gid)
+                _give_group(fd, path, gid)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -149,18 +283,79 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # even Ctrl-C: no temporary copy of a token stays behind
         _unlink_quietly(tmp)
-        if exc.errno == errno.EPERM and gid != -1:  # a set-up problem: exit 2
-            raise UsageError(
-                f"cannot give token file {path} group {gid}: {exc.strerror}",
-                "the writer must be a member of the --group it sets (or run as root)",
-            ) from exc
-        raise TokenFileError(
-            f"cannot write token file {path}: {exc.strerror}",
-            "check the directory's permissions and free space",
-        ) from exc
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
+        raise
     _fsync_directory(directory)
+    remove_stale_temps(directory)
+
+
+def _give_group(fd: int, path: str, gid: int) -> None:
+    try:
+        os.fchown(fd, -1, gid)
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            raise
+        raise UsageError(  # a set-up problem: exit 2
+            f"cannot give token file {path} group {gid}: {exc.strerror}",
+            "the writer must be a member of the --group it sets (or run as root)",
+        ) from exc
+
+
+def _write_error(path: str, exc: OSError) -> AzfedError:
+    if exc.errno == errno.EPERM:  # rename refused: a sticky directory keeps another's file
+        return UsageError(
+            f"cannot replace {path}: {exc.strerror} (in a sticky directory, a file of another "
+            "user cannot be replaced)",
+            "remove that file as its owner or root, or choose another path",
+        )
+    return TokenFileError(
+        f"cannot write {path}: {exc.strerror}",
+        "check the directory's permissions and free space",
+    )
+
+
+def temp_name(base: str) -> str:
+    """``.<base>.<pid>.<random>.tmp``, within the file system's 255-byte name limit."""
+    return f".{base[:_TEMP_BASE_CHARS]}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+
+
+def _is_temp_name(name: str) -> bool:
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    parts = name[1:-4].rsplit(".", 2)
+    return (
+        len(parts) == 3
+        and bool(parts[0])
+        and parts[1].isascii()
+        and parts[1].isdigit()
+        and len(parts[2]) == 8
+        and all(char in "0123456789abcdef" for char in parts[2])
+    )
+
+
+def remove_stale_temps(directory: str) -> None:
+    """Delete temporary files a killed writer left in ``directory`` (each holds a whole token).
+
+    Only ours: our naming pattern, a regular file owned by the effective user, untouched for
+    over a minute (a live writer needs milliseconds). Best effort: failures are ignored.
+    """
+    limit = time.time() - STALE_TEMP_AGE
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not _is_temp_name(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_mtime < limit:
+                os.unlink(entry.path)
+        except OSError:
+            continue
 
 
 def _unlink_quietly(path: str) -> None:

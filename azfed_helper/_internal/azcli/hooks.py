@@ -42,11 +42,15 @@ def hook_snippet(shell: str, command: Sequence[str]) -> str:
 
 
 def _self_command() -> list[str]:
-    """How the hook calls us back: this console script by absolute path, else ``python -m``."""
+    """How the hook calls us back from whatever directory ``az`` runs in: this console script by
+    absolute path, else this interpreter isolated, importing this package from where it is now
+    (never ``python -m``, which would import an ``azfed_helper`` planted in that directory)."""
     script = sys.argv[0]
     if os.path.basename(script) == "azfed-helper" and os.path.isfile(script):
         return [os.path.abspath(script)]
-    return [sys.executable, "-m", "azfed_helper"]
+    from ..isolated import package_location, python_command
+
+    return python_command("azfed_helper._internal.cli", [package_location()])
 
 
 def hook_command(namespace: object) -> list[str]:

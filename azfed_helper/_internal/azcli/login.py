@@ -14,9 +14,11 @@ import time
 from .. import TYPE_CHECKING
 from ..errors import UsageError
 from ..locks import ProcessLock
+from ..options import BY_DEST
 from .process import AZ_TIMEOUT, Cloud, az_cloud, find_az, run_az
 from .state import (
     RECORD,
+    SERVICE_PRINCIPALS,
     AzCliError,
     Target,
     checksum,
@@ -57,12 +59,21 @@ class _Presented:
 
 
 def token_settings(settings: Settings) -> Settings:
-    """The settings with a token file: the configured one, else a private one in our cache."""
+    """The settings with a token file: the configured one, else a private one in our cache
+    directory (which must be ours alone, as for the token cache)."""
     if settings.token_file:
         return settings
     from ..entra import cache
 
-    private = os.path.join(cache.cache_dir(settings), TOKEN_FILE)
+    directory = cache.cache_dir(settings)
+    unusable = cache.prepare_dir(directory)
+    if unusable is not None:
+        raise UsageError(
+            f"{unusable}; az-login keeps the assertion it hands to az there",
+            f"set {BY_DEST['cache_dir'].env} to a writable directory, or configure a token file "
+            f"({BY_DEST['token_file'].where()})",
+        )
+    private = os.path.join(directory, TOKEN_FILE)
     return settings.replace(token_file=private, mode=0o600, create_dirs=True)
 
 
@@ -164,9 +175,26 @@ def ensure(
         token = source.last
         assert token is not None
         validate(with_file, cloud, token)
+        _set_aside_if_corrupt(os.path.join(directory, SERVICE_PRINCIPALS))
         run_az(az, login_args(target, with_file.require_token_file()), token)
         _write_record(directory, target, cloud, token)
     return Login(token, cloud)
+
+
+def _set_aside_if_corrupt(path: str) -> None:
+    """az itself fails with a traceback on a corrupt service_principal_entries.json (overlapping
+    az runs leave one truncated), on every later login: set it aside so az starts afresh."""
+    from .. import jsonfast
+
+    try:
+        with open(path, "rb") as handle:
+            jsonfast.loads(handle.read())
+    except OSError:
+        return  # missing or unreadable: az's own business
+    except ValueError as exc:
+        from ..entra import cache
+
+        cache.set_aside(path, exc, "az's file")
 
 
 def _write_record(directory: str, target: Target, cloud: Cloud, token: IdToken) -> None:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 RECORD = "azfed-helper.json"
+# az's file of service-principal logins: the assertion az replays is stored there.
+SERVICE_PRINCIPALS = "service_principal_entries.json"
 DEFAULT_CLOUD = "AzureCloud"  # az's cloud when its config names none
 
 
@@ -156,7 +158,7 @@ def _default_account(directory: str, cloud: str) -> dict[str, object] | None:
 
 def _held_assertion(directory: str, target: Target) -> str | None:
     """The client assertion az stored for our app and tenant (plaintext except on Windows)."""
-    entries = load_json(os.path.join(directory, "service_principal_entries.json"))
+    entries = load_json(os.path.join(directory, SERVICE_PRINCIPALS))
     for entry in entries if isinstance(entries, list) else []:
         if (
             isinstance(entry, dict)

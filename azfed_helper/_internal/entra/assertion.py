@@ -9,6 +9,8 @@ decoded claims) so an Entra refusal can be explained next to what was sent.
 
 from __future__ import annotations
 
+import copy
+import os
 import time
 
 from .. import TYPE_CHECKING, idtoken, tokenfile
@@ -49,23 +51,26 @@ class AssertionSource:
     def _from_file(self) -> IdToken:
         """The file's token; refresh it when due, fall back to it when we may not write it.
 
-        A consumer that only reads a file another process keeps fresh (a sidecar, another UID)
-        must not fail just because it cannot write there, as long as the token is still good.
+        A consumer reads: a fresh token is used whoever wrote it (a sidecar under another UID
+        keeps it fresh; presenting a token planted by someone else gains them nothing, as Entra
+        accepts only our federated identity), and never rewritten, which would take it from its
+        other readers. Only a token that is due is refreshed, as ``write`` would (replacing a
+        file that is not ours); one we cannot refresh is still presented while it is good.
         """
         from ..sync import sync_once
 
         settings = self.settings
         path = settings.require_token_file()
         fresh = tokenfile.fresh_token(
-            path, settings.audience, self.clock(), settings.refresh_margin
+            path, settings.audience, self.clock(), settings.refresh_margin, ours=False
         )
         if fresh is not None:
             return fresh
         try:
-            return sync_once(settings, self.clock, self.fetch).token
+            return sync_once(keeping_readers(settings, path), self.clock, self.fetch).token
         except AzfedError:
             usable = tokenfile.fresh_token(
-                path, settings.audience, self.clock(), MIN_PRESENTED_LIFETIME
+                path, settings.audience, self.clock(), MIN_PRESENTED_LIFETIME, ours=False
             )
             if usable is None:
                 raise
@@ -87,3 +92,27 @@ class AssertionSource:
         token = idtoken.validate(idtoken.decode(raw), self.settings.audience, self.clock())
         self._memory = token
         return token
+
+
+def keeping_readers(settings: Settings, path: str) -> Settings:
+    """The settings with which a consumer refreshes ``path``: the existing file's mode and group,
+    unless ``--mode``/``--group`` were given. A consumer (``token``, ``serve``, the credential)
+    that refreshes a shared file must not take it away from the readers it was made for."""
+    kept = tokenfile.attributes(path)
+    if kept is None:
+        return settings
+    kept_mode, gid = kept
+    # Only a group this process may give (chown refuses others, except to root).
+    may_chown = os.geteuid() == 0 or gid == os.getegid() or gid in os.getgroups()
+    mode = settings.mode if _given(settings, "mode") else kept_mode
+    group = settings.group if _given(settings, "group") or not may_chown else str(gid)
+    if (mode, group) == (settings.mode, settings.group):
+        return settings
+    refreshed = copy.copy(settings)
+    refreshed.mode, refreshed.group = mode, group
+    return refreshed
+
+
+def _given(settings: Settings, name: str) -> bool:
+    """Set explicitly (flag, variable or config file), not left at its default."""
+    return settings.origins.get(name, "default") != "default"

@@ -5,18 +5,25 @@ it holds; this module only *reads* it without MSAL to answer a cache hit (the ``
 standard library only, no lock), applying MSAL's own matching rule. Every update happens under one
 ``filelock`` lock held across load → acquire → write, written atomically and only when changed.
 A file that cannot be parsed is set aside and rebuilt, never fatal.
+
+What the cache holds is trusted only if nobody else could have put it there: the directory and
+every file read from it must be the effective user's and writable by nobody else, or the command
+refuses (a planted cache would hand out the planter's tokens). A directory that cannot be created
+or written (a read-only home) is a lesser matter: the cache is an optimisation, so the caller
+carries on in memory, with one warning.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
-from .. import TYPE_CHECKING, jsonfast, paths, tokenfile
-from ..errors import TokenFileError
+from .. import TYPE_CHECKING, jsonfast, ownership, paths, tokenfile
 from ..locks import ProcessLock
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from ..config import Settings
@@ -27,6 +34,9 @@ LOCK_FILE = ".cache.lock"
 # MSAL counts an access token with less than 5 minutes left as expired; so do we.
 MIN_REMAINING = 300
 _MAX_BYTES = 4 * 1024 * 1024
+# Never follow a link, never wait on a FIFO.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_OPTION = "--cache-dir (AZFED_CACHE_DIR)"
 
 
 class AccessToken:
@@ -86,11 +96,12 @@ def find_access_token(
     """A cached token MSAL itself would return (more than 5 minutes left), read without a lock.
 
     The file is replaced atomically, so a lock-free read sees a whole file. Anything unexpected
-    means "miss": the locked path then reads it properly.
+    means "miss": the locked path then reads it properly. A directory or file that is not ours
+    alone raises UsageError: its tokens could be anyone's.
     """
     try:
-        with open(os.path.join(directory, TOKEN_CACHE), "rb") as handle:
-            document: Any = jsonfast.loads(handle.read(_MAX_BYTES))
+        text = _read_trusted(directory, TOKEN_CACHE)
+        document: Any = jsonfast.loads(text) if text is not None else {}
         entries = document.get("AccessToken", {}).values()
     except (OSError, ValueError, AttributeError):
         return None
@@ -111,15 +122,75 @@ def find_access_token(
     return None
 
 
-def ensure_dir(directory: str) -> None:
-    """Create the cache directory private to this user (0700); an existing one is left alone."""
+def _read_trusted(directory: str, name: str) -> str | None:
+    """The text of ``directory/name``; None when either is missing. Two stats and one read.
+
+    Raises UsageError when the directory or the file is not private to the effective user,
+    OSError when unreadable, ValueError when too large or not UTF-8.
+    """
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return None  # not a cache at all; the locked path says why it cannot be used
+    ownership.require_private_dir(directory, info, "cache directory", _OPTION)
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link: refused like any file not ours
+            ownership.require_private_file(path, os.lstat(path), "cache file", _OPTION)
+        raise
+    with open(fd, "rb") as handle:
+        ownership.require_private_file(path, os.fstat(fd), "cache file", _OPTION)
+        data = handle.read(_MAX_BYTES + 1)
+    if len(data) > _MAX_BYTES:
+        raise ValueError("file too large")
+    return data.decode("utf-8")
+
+
+def prepare_dir(directory: str) -> str | None:
+    """Create the cache directory private to this user (0700); None when it is ready to use.
+
+    Otherwise the reason it cannot be used (not creatable, not writable): the caller decides
+    whether that is fatal. A directory that exists but is not ours alone raises UsageError.
+    """
     try:
         tokenfile.make_private_dirs(directory)
     except OSError as exc:
-        raise TokenFileError(
-            f"cannot create the token cache directory {directory}: {exc.strerror}",
-            "choose a writable place with --cache-dir or AZFED_CACHE_DIR",
-        ) from exc
+        return f"cannot create the cache directory {directory}: {exc.strerror}"
+    try:
+        info = os.stat(directory)
+    except OSError as exc:
+        return f"cannot use the cache directory {directory}: {exc.strerror}"
+    ownership.require_private_dir(directory, info, "cache directory", _OPTION)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"the cache directory {directory} is not writable (read-only file system?)"
+    return None
+
+
+_WARNED: set[str] = set()
+
+
+def usable_dir(directory: str) -> bool:
+    """True when the on-disk cache can be used; else warn (once per directory and process) and
+    return False, so the caller keeps its cache in memory: the cache is only an optimisation."""
+    reason = prepare_dir(directory)
+    if reason is None:
+        return True
+    if directory not in _WARNED:
+        _WARNED.add(directory)
+        import logging
+
+        logging.getLogger("azfed_helper").warning(
+            "azfed-helper: warning: %s; keeping tokens in memory only (set AZFED_CACHE_DIR to a "
+            "writable directory to share them between processes)",
+            reason,
+        )
+    return False
 
 
 def locked(directory: str, timeout: float = 120) -> ProcessLock:
@@ -127,28 +198,51 @@ def locked(directory: str, timeout: float = 120) -> ProcessLock:
     return ProcessLock(os.path.join(directory, LOCK_FILE), timeout, "the token cache lock")
 
 
-def read_document(path: str) -> str | None:
-    """The file's JSON text, None when absent; a file that is not JSON is set aside.
+def read_document(path: str, shape: Callable[[object], bool]) -> str | None:
+    """The file's JSON text, None when absent; a file that is not JSON of ``shape`` is set aside.
 
     Call with the cache lock held. A corrupt or unreadable cache costs one exchange, not a
-    failure: the file is renamed to ``<name>.corrupt-<timestamp>`` with a warning.
+    failure: the file is renamed to ``<name>.corrupt-<timestamp>`` with a warning. A file that
+    is not ours alone raises UsageError (see find_access_token).
     """
+    directory, name = os.path.split(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
-        if len(data) > _MAX_BYTES:
-            raise ValueError("file too large")
-        text = data.decode("utf-8")
-        jsonfast.loads(text)
-    except FileNotFoundError:
-        return None
+        text = _read_trusted(directory, name)
+        if text is None:
+            return None
+        if not shape(jsonfast.loads(text)):
+            raise ValueError("not the expected JSON structure")
     except (OSError, ValueError) as exc:
-        _set_aside(path, exc)
+        set_aside(path, exc)
         return None
     return text
 
 
-def _set_aside(path: str, cause: BaseException) -> None:
+# The sections of MSAL's serialized cache it iterates (anything else there it ignores).
+_MSAL_SECTIONS = ("AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata")
+
+
+def msal_shaped(document: object) -> bool:
+    """MSAL's token cache: an object whose sections are objects of entries (objects); MSAL
+    itself would fail on anything else, on every run."""
+    if not isinstance(document, dict):
+        return False
+    for name in _MSAL_SECTIONS:
+        section = document.get(name, {})
+        if not isinstance(section, dict):
+            return False
+        if not all(isinstance(entry, dict) for entry in section.values()):
+            return False
+    return True
+
+
+def list_shaped(document: object) -> bool:
+    return isinstance(document, list)
+
+
+def set_aside(path: str, cause: BaseException, what: str = "cache file") -> None:
+    """Rename a corrupt file to ``<name>.corrupt-<time>`` with a warning, so the next reader
+    starts afresh instead of failing on it every time."""
     import logging
     import time
 
@@ -159,7 +253,8 @@ def _set_aside(path: str, cause: BaseException) -> None:
     except OSError:
         where = "could not move it aside"
     logging.getLogger("azfed_helper").warning(
-        "azfed-helper: warning: cache file %s is unreadable (%s); %s and starting afresh",
+        "azfed-helper: warning: %s %s is unreadable (%s); %s and starting afresh",
+        what,
         path,
         cause,
         where,

@@ -72,9 +72,10 @@ class Exchange:
     def acquire(self, scopes: Sequence[str], claims_challenge: str | None = None) -> AccessToken:
         """A token for ``scopes``: from the cache when MSAL would use it, else from Entra."""
         with self._lock:
+            if self.persistent and not cache.usable_dir(self.directory):
+                self.persistent = False  # warned once; this exchange keeps tokens in memory
             if not self.persistent:
                 return self._acquire(list(scopes), claims_challenge, self._memory())
-            cache.ensure_dir(self.directory)
             with cache.locked(self.directory):
                 if claims_challenge is None:
                     hit = cache.find_access_token(
@@ -109,13 +110,10 @@ class Exchange:
         token_path = f"{self.directory}/{cache.TOKEN_CACHE}"
         http_path = f"{self.directory}/{cache.HTTP_CACHE}"
         token_cache = msal.SerializableTokenCache()
-        text = cache.read_document(token_path)
+        text = cache.read_document(token_path, cache.msal_shaped)
         if text is not None:
-            try:
-                token_cache.deserialize(text)
-            except (ValueError, TypeError, AttributeError):
-                token_cache = msal.SerializableTokenCache()
-        http_text = cache.read_document(http_path)
+            token_cache.deserialize(text)
+        http_text = cache.read_document(http_path, cache.list_shaped)
         self._http_records = _records_from(http_text)
         try:
             return self._acquire(scopes, claims_challenge, token_cache)

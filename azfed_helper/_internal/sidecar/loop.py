@@ -195,6 +195,9 @@ class Sidecar:
             self.policy.margin,
             extra={"event": "started", "token_file": self.settings.token_file},
         )
+        warning = tokenfile.directory_warning(self.settings.require_token_file())
+        if warning is not None:
+            log.warning("%s", warning, extra={"event": "shared_directory"})
         try:
             self._loop()
         finally:

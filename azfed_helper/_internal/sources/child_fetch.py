@@ -17,10 +17,12 @@ import subprocess
 import sys
 import threading
 
-from .. import errors
+from .. import errors, isolated
 from ..config import Settings
 from ..errors import AzfedError, SourceError
 from .google import total_source_budget
+
+CHILD_MODULE = "azfed_helper._internal.sources.child_fetch"
 
 # The settings google_source.fetch reads; the child gets nothing else.
 FIELDS = (
@@ -50,20 +52,22 @@ _RUNNING_LOCK = threading.Lock()
 
 def fetch(settings: Settings) -> str:
     """google_source.fetch, run in a child process; raises the child's error in this one."""
-    request = json.dumps({name: getattr(settings, name) for name in FIELDS})
-    env = dict(os.environ)
-    # The child must import this very package (a virtualenv, the single-file .pyz ...).
-    env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    values = {name: getattr(settings, name) for name in FIELDS}
+    if values["credentials"]:  # the child runs in "/": a relative path must not move
+        values["credentials"] = os.path.abspath(values["credentials"])
+    request = json.dumps(values)
     # The fetch bounds itself, every hop and retry counted; past that the child is stuck.
     limit = total_source_budget(settings)
     try:
+        # Isolated and from "/": never the daemon's working directory on the child's path. It
+        # imports this very package and its dependencies from where this process does.
         child = subprocess.Popen(
-            [sys.executable, "-m", "azfed_helper._internal.sources.child_fetch"],
+            isolated.python_command(CHILD_MODULE, isolated.import_path()),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            cwd="/",
         )
     except OSError as exc:
         raise SourceError(f"cannot start the token fetch process: {exc}") from exc
@@ -119,7 +123,3 @@ def main() -> int:
         reply = {"error": "SourceError", "message": f"{type(exc).__name__}: {exc}", "hint": None}
     sys.stdout.write(json.dumps(reply))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -76,10 +76,14 @@ def load_credentials_info(path: str) -> dict[str, Any]:
             "fix GOOGLE_APPLICATION_CREDENTIALS / --credentials, or unset it to use the metadata server",
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read credentials file {path}: {exc}") from exc
-    except ValueError as exc:
         raise UsageError(
-            f"credentials file {path} is not valid JSON ({exc})",
+            f"cannot read credentials file {path}: {exc}",
+            "check the file's permissions and that it is the JSON file Google gave you",
+        ) from exc
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise UsageError(
+            f"credentials file {path} is not valid JSON ({reason})",
             "download the key again or run `gcloud auth application-default login` again",
         ) from exc
     if not isinstance(info, dict) or not isinstance(info.get("type"), str):
