@@ -309,6 +309,7 @@ def test_paths_complete_files_and_directories(complete: Complete) -> None:
     lines = {
         "azfed-helper write --token-file ": FILES,
         "azfed-helper write --token-file al": {"alpha.txt"},
+        "azfed-helper write --token-file=al": {"alpha.txt"},
         "azfed-helper token --config ": FILES,
         "azfed-helper token --cache-dir ": DIRS,
         "azfed-helper demo --keep ": DIRS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from .cli import PROG, build_parser
+from .cli import build_parser
 
 SHELLS = ("bash", "zsh", "fish")
 # Values named so are paths (the option table marks them ``is_path`` and gives them these metavars).
@@ -125,10 +125,10 @@ def tree() -> Tree:
     return Tree(_options(parser), commands)
 
 
-def script(shell: str, spec: Tree | None = None) -> str:
+def script(shell: str) -> str:
     """The completion script for ``shell`` (one of :data:`SHELLS`)."""
     writers = {"bash": bash, "zsh": zsh, "fish": fish}
-    return writers[shell](spec or tree())
+    return writers[shell](tree())
 
 
 # -- bash ---------------------------------------------------------------------------------------
@@ -385,21 +385,22 @@ def _fish_option(condition: str, opt: Opt) -> str:
         "text": " -x",
     }[opt.kind]
     flags = " ".join(_fish_flag(flag) for flag in opt.flags)
-    return f"complete -c {PROG} -n {condition} {flags}{value} -d {_fish_quote(opt.help)}\n"
+    return f"complete -c azfed-helper -n {condition} {flags}{value} -d {_fish_quote(opt.help)}\n"
 
 
 def fish(spec: Tree) -> str:
     top = "__azfed_helper_using"
     lines = [_fish_option(top, opt) for opt in spec.options]
     lines += [
-        f"complete -c {PROG} -n {top} -a {cmd.name} -d {_fish_quote(cmd.summary)}\n"
+        f"complete -c azfed-helper -n {top} -a {cmd.name} -d {_fish_quote(cmd.summary)}\n"
         for cmd in spec.commands
     ]
     for cmd in spec.commands:
         using = _fish_quote(f"__azfed_helper_using {cmd.name}")
         lines += [_fish_option(using, opt) for opt in cmd.options]
         if cmd.choices:
-            lines.append(f"complete -c {PROG} -n {using} -a {_fish_quote(' '.join(cmd.choices))}\n")
+            choices = _fish_quote(" ".join(cmd.choices))
+            lines.append(f"complete -c azfed-helper -n {using} -a {choices}\n")
         if cmd.rest:
-            lines.append(f"complete -c {PROG} -n {using} -F\n")
+            lines.append(f"complete -c azfed-helper -n {using} -F\n")
     return _FISH_HEAD + "".join(lines)
