@@ -73,8 +73,12 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
     return None
 
 
-def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    """The parser, with full options only for the subcommand named in ``argv``."""
+def build_parser(argv: Sequence[str], every: bool = False) -> argparse.ArgumentParser:
+    """The parser, with full options only for the subcommand named in ``argv``.
+
+    ``every`` gives every subcommand its options (importing every command's module), for the
+    ``completion`` command, which needs the whole tree; normal runs pay only for the one they run.
+    """
     import argparse
 
     from .parser import Parser, add_options
@@ -100,7 +104,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
             formatter_class=raw,
             allow_abbrev=False,
         )
-        if name == chosen:
+        if every or name == chosen:
             add_options(sub, command)
     return parser
 

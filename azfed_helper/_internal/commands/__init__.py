@@ -167,5 +167,15 @@ COMMANDS: dict[str, Command] = {
             "walk the whole flow against the embedded emulator",
             ("azfed-helper demo",),
         ),
+        Command(
+            "completion",
+            _PKG + "completion",
+            "print a shell completion script (bash, zsh or fish)",
+            (
+                'eval "$(azfed-helper completion bash)"  # in ~/.bashrc',
+                "source <(azfed-helper completion zsh)  # in ~/.zshrc, after compinit",
+                "azfed-helper completion fish > ~/.config/fish/completions/azfed-helper.fish",
+            ),
+        ),
     )
 }

@@ -1,0 +1,406 @@
+"""Completion scripts for bash, zsh and fish, generated from the real argument parser.
+
+The parser built with every command's options is walked into a small :class:`Tree` (commands,
+options, fixed values, which values are paths), and each shell's script is written from that, so a
+new option, command or choice appears in completion with no other change. Our own walk rather than
+shtab: shtab has no fish support, and this is one module with no dependency.
+
+Imported only by the ``completion`` command: completion costs the other commands nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from .cli import build_parser
+
+SHELLS = ("bash", "zsh", "fish")
+# Values named so are paths (the option table marks them ``is_path`` and gives them these metavars).
+FILE_METAVARS = ("PATH", "FILE")
+DIR_METAVARS = ("DIR",)
+# What a flag, a fixed value or a command name may contain: they are pasted into shell code.
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option as a shell sees it.
+
+    ``kind`` says what follows it: ``flag`` (nothing), ``choice`` (one of ``choices``), ``file``,
+    ``dir`` or ``text`` (a free value: nothing to offer).
+    """
+
+    flags: tuple[str, ...]
+    help: str
+    kind: str
+    metavar: str = ""
+    choices: tuple[str, ...] = ()
+    repeatable: bool = False
+    final: bool = False  # --help, --version: nothing else is read after it
+
+
+@dataclass(frozen=True)
+class Cmd:
+    """One command: its options, the fixed values of its positional, whether it takes the rest."""
+
+    name: str
+    summary: str
+    options: tuple[Opt, ...]
+    label: str = ""
+    choices: tuple[str, ...] = ()
+    rest: bool = False  # `az -- ARGS`, `daemon --exec -- CMD`: another program's arguments
+
+
+@dataclass(frozen=True)
+class Tree:
+    options: tuple[Opt, ...]
+    commands: tuple[Cmd, ...]
+
+
+def _safe(word: str) -> str:
+    if not word or not set(word) <= _SAFE:
+        raise ValueError(f"{word!r} cannot be completed safely")
+    return word
+
+
+def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    """The help line as ``--help`` shows it (``%%`` and ``%(default)s`` expanded), on one line."""
+    text = (action.help or "") % {**vars(action), "prog": parser.prog}
+    return " ".join(text.split())
+
+
+def _kind(action: argparse.Action, metavar: str) -> str:
+    if action.nargs == 0:
+        return "flag"
+    if action.choices:
+        return "choice"
+    if metavar in DIR_METAVARS:
+        return "dir"
+    return "file" if metavar in FILE_METAVARS else "text"
+
+
+def _option(parser: argparse.ArgumentParser, action: argparse.Action) -> Opt:
+    metavar = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+    return Opt(
+        flags=tuple(_safe(flag) for flag in action.option_strings),
+        help=_help(parser, action),
+        kind=_kind(action, metavar),
+        metavar=metavar,
+        choices=tuple(_safe(str(choice)) for choice in action.choices or ()),
+        repeatable=isinstance(action, (argparse._AppendAction, argparse._CountAction)),
+        final=isinstance(action, (argparse._HelpAction, argparse._VersionAction)),
+    )
+
+
+def _options(parser: argparse.ArgumentParser) -> tuple[Opt, ...]:
+    """Its visible options (a hidden one, such as ``--debug`` after the command, is not offered)."""
+    return tuple(
+        _option(parser, action)
+        for action in parser._actions
+        if action.option_strings and action.help != argparse.SUPPRESS
+    )
+
+
+def _command(name: str, parser: argparse.ArgumentParser) -> Cmd:
+    positionals = [action for action in parser._actions if not action.option_strings]
+    fixed = next((action for action in positionals if action.choices), None)
+    return Cmd(
+        name=_safe(name),
+        summary=parser.description or "",
+        options=_options(parser),
+        label=fixed.dest if fixed else "",
+        choices=tuple(_safe(str(c)) for c in fixed.choices or ()) if fixed else (),
+        rest=any(action.nargs == argparse.REMAINDER for action in positionals),
+    )
+
+
+def tree() -> Tree:
+    """Walk the real parser, built with every command's options."""
+    parser = build_parser([], every=True)
+    commands: tuple[Cmd, ...] = ()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands = tuple(_command(name, sub) for name, sub in action.choices.items())
+    return Tree(_options(parser), commands)
+
+
+def script(shell: str) -> str:
+    """The completion script for ``shell`` (one of :data:`SHELLS`)."""
+    writers = {"bash": bash, "zsh": zsh, "fish": fish}
+    return writers[shell](tree())
+
+
+# -- bash ---------------------------------------------------------------------------------------
+
+_BASH_HEAD = """\
+# bash completion for azfed-helper, generated by `azfed-helper completion bash`.
+# Install: eval "$(azfed-helper completion bash)" in ~/.bashrc, or save it as
+# ~/.local/share/bash-completion/completions/azfed-helper
+
+_azfed_helper_reply() {
+    local line
+    while IFS= read -r line; do
+        COMPREPLY+=("$line")
+    done
+}
+
+_azfed_helper() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev="" command="" dashdash=0 word i
+    local options="" arguments="" rest=0 kind="" values=""
+    COMPREPLY=()
+    (( COMP_CWORD > 0 )) && prev=${COMP_WORDS[COMP_CWORD-1]}
+    # bash splits --option=value at "=" (COMP_WORDBREAKS): complete the value
+    if [[ $cur == "=" && $prev == -* ]]; then
+        cur=""
+    elif [[ $prev == "=" ]] && (( COMP_CWORD > 1 )); then
+        prev=${COMP_WORDS[COMP_CWORD-2]}
+    fi
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        word=${COMP_WORDS[i]}
+        if [[ -z $command ]]; then
+            [[ $word == -* ]] || command=$word
+        elif [[ $word == -- ]]; then
+            dashdash=1
+        fi
+    done
+    case $command in
+"""
+
+_BASH_TAIL = """\
+        *) return 0 ;;
+    esac
+    if (( dashdash )); then
+        (( rest )) && kind=file || kind=none
+    elif [[ -z $kind ]]; then
+        if [[ -n $arguments && $cur != -* ]]; then
+            kind=words values=$arguments
+        else
+            kind=words values=$options
+        fi
+    fi
+    case $kind in
+        words) _azfed_helper_reply < <(compgen -W "$values" -- "$cur") ;;
+        file)
+            compopt -o filenames 2>/dev/null
+            _azfed_helper_reply < <(compgen -f -- "$cur")
+            ;;
+        dir)
+            compopt -o filenames 2>/dev/null
+            _azfed_helper_reply < <(compgen -d -- "$cur")
+            ;;
+    esac
+    return 0
+}
+
+complete -F _azfed_helper azfed-helper
+"""
+
+
+def _bash_values(options: tuple[Opt, ...]) -> list[str]:
+    """``case $prev`` arms: what to complete after each option that takes a value."""
+    arms = []
+    flags_of: dict[str, list[str]] = {"file": [], "dir": [], "text": []}
+    for opt in options:
+        if opt.kind == "choice":
+            arms.append(f'{"|".join(opt.flags)}) kind=words values="{" ".join(opt.choices)}" ;;')
+        elif opt.kind != "flag":
+            flags_of[opt.kind] += opt.flags
+    kinds = {"file": "file", "dir": "dir", "text": "none"}
+    arms += [f"{'|'.join(flags)}) kind={kinds[k]} ;;" for k, flags in flags_of.items() if flags]
+    if not arms:
+        return []
+    return ["case $prev in", *(f"    {arm}" for arm in arms), "esac"]
+
+
+def _bash_arm(name: str, options: tuple[Opt, ...], arguments: tuple[str, ...], rest: bool) -> str:
+    flags = " ".join(flag for opt in options for flag in opt.flags)
+    lines = [f'options="{flags}"']
+    if arguments:
+        lines.append(f'arguments="{" ".join(arguments)}"')
+    if rest:
+        lines.append("rest=1")
+    lines += _bash_values(options)
+    body = "".join(f"            {line}\n" for line in lines)
+    return f"        {name})\n{body}            ;;\n"
+
+
+def bash(spec: Tree) -> str:
+    names = tuple(cmd.name for cmd in spec.commands)
+    arms = [_bash_arm('""', spec.options, names, rest=False)]
+    arms += [_bash_arm(cmd.name, cmd.options, cmd.choices, cmd.rest) for cmd in spec.commands]
+    return _BASH_HEAD + "".join(arms) + _BASH_TAIL
+
+
+# -- zsh ----------------------------------------------------------------------------------------
+
+_ZSH_HEAD = """\
+#compdef azfed-helper
+# zsh completion for azfed-helper, generated by `azfed-helper completion zsh`.
+# Install: save it as _azfed-helper in a directory of $fpath (before compinit runs), or put
+# source <(azfed-helper completion zsh) in ~/.zshrc after compinit.
+
+_azfed_helper_commands() {
+    local -a commands
+    commands=(
+"""
+
+_ZSH_MAIN = """\
+    )
+    _describe -t commands 'azfed-helper command' commands
+}
+
+_azfed-helper() {
+    local curcontext=$curcontext state state_descr line ret=1
+    local -A opt_args
+"""
+
+_ZSH_TAIL = """\
+        esac
+    fi
+    return ret
+}
+
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+    # Autoloaded from $fpath: this file ran as _azfed-helper and has just redefined it.
+    _azfed-helper "$@"
+else
+    compdef _azfed-helper azfed-helper
+fi
+"""
+
+
+def _zsh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _zsh_escape(text: str) -> str:
+    """Text inside an _arguments spec or a _describe entry: its brackets and colons are syntax."""
+    for char in "\\[]:":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _zsh_action(opt: Opt) -> str:
+    actions = {"file": "_files", "dir": "_files -/", "text": " "}
+    action = f"({' '.join(opt.choices)})" if opt.kind == "choice" else actions[opt.kind]
+    return f":{_zsh_escape(opt.metavar)}:{action}"
+
+
+def _zsh_specs(opt: Opt) -> list[str]:
+    """One _arguments spec per flag; the flags of one option exclude each other."""
+    if opt.final:
+        exclude = "(- *)"
+    elif len(opt.flags) > 1 and not opt.repeatable:
+        exclude = f"({' '.join(opt.flags)})"
+    else:
+        exclude = ""
+    star = "*" if opt.repeatable else ""
+    value = "" if opt.kind == "flag" else _zsh_action(opt)
+    specs = []
+    for flag in opt.flags:
+        joined = "" if opt.kind == "flag" else ("=" if flag.startswith("--") else "+")
+        specs.append(f"{exclude}{star}{flag}{joined}[{_zsh_escape(opt.help)}]{value}")
+    return specs
+
+
+def _zsh_arguments(specs: list[str], indent: str, flags: str = "") -> str:
+    call = f"{indent}_arguments{flags} \\\n"
+    return call + "".join(f"{indent}    {_zsh_quote(spec)} \\\n" for spec in specs)
+
+
+def _zsh_arm(cmd: Cmd) -> str:
+    specs = [spec for opt in cmd.options for spec in _zsh_specs(opt)]
+    if cmd.choices:
+        specs.append(f":{_zsh_escape(cmd.label)}:({' '.join(cmd.choices)})")
+    if cmd.rest:
+        specs.append("*:argument:_files")
+    indent = " " * 16
+    return (
+        f"            {cmd.name})\n"
+        + _zsh_arguments(specs, indent, " -S")
+        + f"{indent}    && ret=0\n{indent};;\n"
+    )
+
+
+def zsh(spec: Tree) -> str:
+    entries = "".join(
+        f"        {_zsh_quote(_zsh_escape(cmd.name) + ':' + cmd.summary)}\n"
+        for cmd in spec.commands
+    )
+    top = [spec for opt in spec.options for spec in _zsh_specs(opt)]
+    top += ["1: :_azfed_helper_commands", "*:: :->command"]
+    main = _zsh_arguments(top, "    ", " -C") + "        && ret=0\n"
+    dispatch = (
+        "    if [[ $state == command ]]; then\n"
+        "        curcontext=${curcontext%:*:*}:azfed-helper-$words[1]:\n"
+        "        case $words[1] in\n"
+    )
+    arms = "".join(_zsh_arm(cmd) for cmd in spec.commands)
+    return _ZSH_HEAD + entries + _ZSH_MAIN + main + dispatch + arms + _ZSH_TAIL
+
+
+# -- fish ---------------------------------------------------------------------------------------
+
+_FISH_HEAD = """\
+# fish completion for azfed-helper, generated by `azfed-helper completion fish`.
+# Install: azfed-helper completion fish > ~/.config/fish/completions/azfed-helper.fish
+
+function __azfed_helper_command --description 'Print the azfed-helper command on the line, if any'
+    for word in (commandline -opc)[2..-1]
+        if not string match -q -- '-*' $word
+            echo $word
+            return 0
+        end
+    end
+    return 1
+end
+
+function __azfed_helper_using --argument-names name --description 'Is NAME the command (none: no command yet)?'
+    set -l command (__azfed_helper_command)
+    test "$command" = "$name"
+end
+
+complete -c azfed-helper -e
+complete -c azfed-helper -f
+"""
+
+
+def _fish_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _fish_flag(flag: str) -> str:
+    if flag.startswith("--"):
+        return f"-l {flag[2:]}"
+    return f"-s {flag[1:]}" if len(flag) == 2 else f"-o {flag[1:]}"
+
+
+def _fish_option(condition: str, opt: Opt) -> str:
+    value = {
+        "flag": "",
+        "choice": f" -x -a {_fish_quote(' '.join(opt.choices))}",
+        "file": " -r -F",
+        "dir": " -x -a '(__fish_complete_directories)'",
+        "text": " -x",
+    }[opt.kind]
+    flags = " ".join(_fish_flag(flag) for flag in opt.flags)
+    return f"complete -c azfed-helper -n {condition} {flags}{value} -d {_fish_quote(opt.help)}\n"
+
+
+def fish(spec: Tree) -> str:
+    top = "__azfed_helper_using"
+    lines = [_fish_option(top, opt) for opt in spec.options]
+    lines += [
+        f"complete -c azfed-helper -n {top} -a {cmd.name} -d {_fish_quote(cmd.summary)}\n"
+        for cmd in spec.commands
+    ]
+    for cmd in spec.commands:
+        using = _fish_quote(f"__azfed_helper_using {cmd.name}")
+        lines += [_fish_option(using, opt) for opt in cmd.options]
+        if cmd.choices:
+            choices = _fish_quote(" ".join(cmd.choices))
+            lines.append(f"complete -c azfed-helper -n {using} -a {choices}\n")
+        if cmd.rest:
+            lines.append(f"complete -c azfed-helper -n {using} -F\n")
+    return _FISH_HEAD + "".join(lines)
