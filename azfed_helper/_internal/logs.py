@@ -5,6 +5,11 @@ JSON form is machine-readable while the human form stays a sentence. Tokens neve
 callers pass claims, not the JWT. Third-party libraries are kept at WARNING or quieter, because
 google-auth logs each of its own metadata retries as a warning and would drown the daemon's own
 "refresh failed, retrying in N s" line during an outage.
+
+Text that a client or a token controls (a request line, a ``resource``, a claim) must not forge
+log lines or drive the terminal: :func:`printable` escapes it, and the human formatter applies it
+to every message (and indents tracebacks, whose exception text may span lines); the JSON
+formatter's output is escaped by ``json`` itself.
 """
 
 from __future__ import annotations
@@ -24,6 +29,17 @@ LOGGER_NAME = "azfed_helper"
 _QUIET_LIBRARIES = ("google", "google_auth_httplib2", "urllib3", "requests", "filelock", "msal")
 # Record attributes that are plumbing, not event fields.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "event"}
+
+
+def printable(text: object) -> str:
+    """``text`` as one harmless line: each character that is not printable (control characters,
+    ANSI escapes, line and paragraph separators, bidirectional overrides) shown as its Python
+    escape, e.g. ``\\n`` or ``\\x1b``. Printable text, backslashes included, is unchanged, so
+    applying it twice changes nothing."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _iso(epoch: float) -> str:
@@ -58,9 +74,11 @@ class HumanFormatter(logging.Formatter):
     """``TIME LEVEL message``: the message already reads as a sentence with its key facts."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_iso(record.created)} {record.levelname.lower():<7} {record.getMessage()}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        message = printable(record.getMessage())
+        line = f"{_iso(record.created)} {record.levelname.lower():<7} {message}"
+        if record.exc_info:  # indented, so that only a record's own line starts at column 0
+            lines = self.formatException(record.exc_info).split("\n")
+            line += "".join("\n  " + printable(text) for text in lines)
         return line
 
 

@@ -1,6 +1,8 @@
 """``azfed-helper status``: report on the token file; exit 1 when it is not good enough.
 
-Usable as a Kubernetes exec probe or a monitoring check. Never prints the token.
+Usable as a Kubernetes exec probe or a monitoring check. Never prints the token; the claims it
+prints are the token's text, escaped so that a crafted claim cannot forge lines or drive the
+terminal.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from .. import idtoken, tokenfile
 from ..config import resolve
 from ..durations import format_duration
 from ..errors import EXIT_RUNTIME, AzfedError
+from ..logs import printable
 
 
 def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):  # the token's number, not a real time
+        return "out of range"
 
 
 def inspect(path: str, audience: str, min_remaining: float, now: float) -> dict[str, object]:
@@ -48,19 +54,19 @@ def inspect(path: str, audience: str, min_remaining: float, now: float) -> dict[
 
 
 def _print_human(report: dict[str, object]) -> None:
-    print(f"token file: {report['path']}")
+    print(f"token file: {printable(report['path'])}")
     claims = report.get("claims")
     if isinstance(claims, dict):
         for key in ("iss", "sub", "aud", "email"):
             if key in claims:
-                print(f"  {key}: {claims[key]}")
+                print(f"  {key}: {printable(claims[key])}")
         for key in ("iat", "exp"):
             if isinstance(claims.get(key), (int, float)):
                 print(f"  {key}: {_iso(claims[key])} ({int(claims[key])})")
         remaining = report.get("remaining_seconds")
         if isinstance(remaining, int):
             print(f"  remaining: {format_duration(remaining)}")
-    print("status: ok" if report["ok"] else f"status: NOT OK: {report['reason']}")
+    print("status: ok" if report["ok"] else f"status: NOT OK: {printable(report['reason'])}")
 
 
 def run(args: argparse.Namespace) -> int:
