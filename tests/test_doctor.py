@@ -10,15 +10,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import IO, Any
 
 from azfed_helper._internal.options import BY_DEST
 from azfed_helper.emulator import FederatedCredential
+from azfed_helper.emulator.entra import EntraApp
+from azfed_helper.emulator.server import LoopbackServer, Reply, Request
+from azfed_helper.emulator.tls import create_tls_files
 
 from .conftest import cli_env, run_cli
-from .netservers import SilentServer
 from .ptyrun import run_in_pty
 
 
@@ -127,14 +128,30 @@ def test_a_server_that_is_not_a_metadata_server_fails_the_source_check(emulator:
     assert code == 1
     source = checks["google source"]
     assert source["status"] == "fail"
-    assert f"a server answered at {host} (HTTP 404) but it is not a metadata server" in (
-        source["details"][0]
+    assert (
+        f"a server answered at {host} (HTTP 404) but it is not a metadata server"
+        in (source["details"][0])
     )
     assert BY_DEST["credentials"].where() in source["fix"]
 
 
 def test_each_check_is_printed_as_it_finishes(emulator: Any, tmp_path: Path) -> None:
-    """A hung Entra: the earlier checks are on stdout (a pipe) while the exchange still waits."""
+    """A slow Entra (its answers held until the test releases them): the earlier checks are
+    already on stdout, a pipe, while the exchange waits."""
+    tls = create_tls_files(tmp_path)  # the gate's own CA, trusted beside the emulator's
+    bundle = tmp_path / "cas.pem"
+    bundle.write_text(Path(emulator.ca_file).read_text() + tls.ca_file.read_text())
+    entra, waiting, release = EntraApp(emulator), threading.Event(), threading.Event()
+
+    def held(request: Request) -> Reply:
+        waiting.set()
+        release.wait(60)
+        return entra(request)
+
+    gate = LoopbackServer(held, tls.server_context())
+    gate.start()
+    emulator.authority_host = f"https://127.0.0.1:{gate.port}"  # discovery names the gate too
+    env = {**emulator.env(), "REQUESTS_CA_BUNDLE": str(bundle), "CURL_CA_BUNDLE": str(bundle)}
     seen: list[str] = []
     before_entra = threading.Event()
 
@@ -146,34 +163,31 @@ def test_each_check_is_printed_as_it_finishes(emulator: Any, tmp_path: Path) -> 
 
     argv = [sys.executable, "-m", "azfed_helper", "doctor", "--token-file", str(tmp_path / "t"),
             "--entra-timeout", "100s"]  # fmt: skip
-    with SilentServer() as entra:
-        env = cli_env({**emulator.env(), "AZURE_AUTHORITY_HOST": f"https://{entra.address}"})
-        with subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
-        ) as process:
-            assert process.stdout is not None
-            reader = threading.Thread(target=read, args=(process.stdout,))
-            reader.start()
-            try:
-                # A backstop only: without streaming nothing comes before Entra's 100 s timeout.
-                assert before_entra.wait(60), seen
-                while entra.accepted == 0 and process.poll() is None:
-                    time.sleep(0.01)  # the exchange connects right after the token file check
-                assert entra.accepted >= 1
-                assert process.poll() is None  # Entra still holds the exchange ...
-                shown = [line[1:].split("] ")[1] for line in list(seen) if line.startswith("[")]
-                assert shown == [
-                    "configuration", "google source", "google token", "federated credential",
-                    "token file",
-                ]  # fmt: skip
-            finally:
-                entra.close()  # ... until now: the exchange fails and doctor goes on
-                code = process.wait(60)
-                reader.join(60)
-    assert code == 1
+    with subprocess.Popen(
+        argv, env=cli_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        reader = threading.Thread(target=read, args=(process.stdout,))
+        reader.start()
+        try:
+            # Backstops only: Entra answers nothing before release, whatever the time.
+            assert waiting.wait(60), seen
+            assert before_entra.wait(60), seen
+            assert not release.is_set() and process.poll() is None
+            shown = [line[1:].split("] ")[1] for line in list(seen) if line.startswith("[")]
+            assert shown == [
+                "configuration", "google source", "google token", "federated credential",
+                "token file",
+            ]  # fmt: skip
+        finally:
+            release.set()
+            code = process.wait(60)
+            reader.join(60)
+            gate.stop()
+    assert code == 0, seen
     statuses = [line for line in seen if line.startswith("[")]
-    assert statuses[-2:] == ["[FAIL] entra exchange", "[SKIP] azure cli"]
-    assert seen[-1] == "1 failed: entra exchange"
+    assert statuses[-2][:6] == "[PASS]" and statuses[-2].endswith("entra exchange")
+    assert seen[-1] == "all checks passed"
 
 
 def test_colour_on_a_terminal_only(emulator: Any, tmp_path: Path) -> None:
