@@ -20,6 +20,7 @@ import pytest
 from azfed_helper._internal import idtoken
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.errors import SourceError
+from azfed_helper._internal.options import BY_DEST
 from azfed_helper._internal.sources import google as google_source
 
 from .conftest import cli_env, refusing_port, run_cli
@@ -261,7 +262,7 @@ def test_off_google_cloud_says_so_in_two_lines(tmp_path: Path) -> None:
         in lines[0]
     )
     assert "GOOGLE_APPLICATION_CREDENTIALS is not set" in lines[0]
-    assert "set GOOGLE_APPLICATION_CREDENTIALS or --credentials" in lines[1]
+    assert f"set {BY_DEST['credentials'].where()} to a service-account key" in lines[1]
 
 
 def test_refused_metadata_says_no_server_answered(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from azfed_helper._internal.cli import main
 
-from .conftest import make_jwt
+from .conftest import make_jwt, run_cli
+from .ptyrun import run_in_pty
 
 
 def status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -119,3 +120,24 @@ def test_debug_shows_the_traceback_before_or_after_the_command(
         err = capsys.readouterr().err
         assert "Traceback" in err
         assert err.rstrip().splitlines()[-2].startswith("azfed-helper: error: ")
+
+
+def test_status_colours_its_verdict_on_a_terminal_only(tmp_path: Path) -> None:
+    """ok in green, NOT OK in red; the reason (token text) escaped and uncoloured; plain with
+    NO_COLOR and through a pipe."""
+    token_file = tmp_path / "token"
+    token_file.write_text(make_jwt())
+    code, text = run_in_pty("status", "--token-file", str(token_file))
+    assert code == 0
+    assert "status: \x1b[32mok\x1b[0m\n" in text
+    token_file.write_text(make_jwt(aud="api://x\x1b[2J"))
+    code, text = run_in_pty("status", "--token-file", str(token_file))
+    assert code == 1
+    assert "status: \x1b[31mNOT OK\x1b[0m: " in text
+    assert "\x1b[2J" not in text and "\\x1b[2J" in text.split("NOT OK")[1]
+    code, text = run_in_pty("status", "--token-file", str(token_file), env={"NO_COLOR": "1"})
+    assert code == 1
+    assert "status: NOT OK: " in text and "\x1b[" not in text
+    piped = run_cli("status", "--token-file", str(token_file))
+    assert piped.returncode == 1
+    assert "status: NOT OK: " in piped.stdout and "\x1b" not in piped.stdout

@@ -3,6 +3,7 @@
 The checks run the real code paths (source detection, a real Google token, a real Entra exchange
 with that token, the token file on disk, the Azure CLI's state), so a pass means the deployment
 works, and a failure shows the same explained error the commands would. Never prints a token.
+Checks are yielded as each finishes, so a user watching a slow Entra sees the earlier ones.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import pwd
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import idtoken, tokenfile
@@ -49,8 +50,10 @@ class Doctor:
         self.readers = readers
         self.scopes = scopes
         self.token: IdToken | None = None
+        self.source_ok = False  # set by google_source; the token check needs it
 
-    def run(self) -> list[Check]:
+    def run(self) -> Iterator[Check]:
+        """Each check's outcome as soon as it is known (later checks wait for earlier ones)."""
         steps: list[Callable[[], Check]] = [
             self.configuration,
             self.google_source,
@@ -60,7 +63,8 @@ class Doctor:
             self.entra_exchange,
             self.azure_cli,
         ]
-        return [_guarded(step) for step in steps]
+        for step in steps:
+            yield _guarded(step)
 
     def configuration(self) -> Check:
         """Every setting in effect and where it came from, as ``azfed-helper settings`` shows."""
@@ -69,10 +73,19 @@ class Doctor:
         return Check("configuration", PASS, lines(self.settings))
 
     def google_source(self) -> Check:
+        """The source the settings select; a metadata server must also answer (off Google
+        Cloud none does, and describing it would pass a deployment that cannot work)."""
         source, _info = google_source.detect(self.settings)
-        return Check("google source", PASS, [source.describe()])
+        details = [source.describe()]
+        if source.kind == "metadata":
+            google_source.probe_metadata(self.settings)
+            details.append("it answers as a metadata server (Metadata-Flavor: Google)")
+        self.source_ok = True
+        return Check("google source", PASS, details)
 
     def google_token(self) -> Check:
+        if not self.source_ok:
+            return Check("google token", SKIP, ["needs a working Google source (see above)"])
         raw = google_source.fetch(self.settings)
         token = idtoken.validate(idtoken.decode(raw), self.settings.audience, time.time())
         self.token = token

@@ -2,16 +2,17 @@
 
 Usable as a Kubernetes exec probe or a monitoring check. Never prints the token; the claims it
 prints are the token's text, escaped so that a crafted claim cannot forge lines or drive the
-terminal.
+terminal. On a terminal the verdict is coloured (``colours``), the escaped text never.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
-from .. import idtoken, tokenfile
+from .. import colours, idtoken, tokenfile
 from ..config import resolve
 from ..durations import format_duration
 from ..errors import EXIT_RUNTIME, AzfedError
@@ -66,7 +67,11 @@ def _print_human(report: dict[str, object]) -> None:
         remaining = report.get("remaining_seconds")
         if isinstance(remaining, int):
             print(f"  remaining: {format_duration(remaining)}")
-    print("status: ok" if report["ok"] else f"status: NOT OK: {printable(report['reason'])}")
+    on = colours.enabled(sys.stdout)
+    if report["ok"]:
+        print(f"status: {colours.paint('ok', colours.GREEN, on)}")
+    else:
+        print(f"status: {colours.paint('NOT OK', colours.RED, on)}: {printable(report['reason'])}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,13 +4,17 @@ Shared by every path that talks to Entra (``token``, the credential classes, the
 managed-identity endpoint), so it knows nothing of MSAL: it reads the OAuth error document Entra
 returns (``error``, ``error_description``, ``error_codes``) plus the claims of the assertion that was
 presented. Standard library only.
+
+An audience refusal for a token requested with a non-default ``--audience`` is nearly always that
+setting's fault, not the app registration's: the advice then starts with the setting, naming where
+it came from.
 """
 
 from __future__ import annotations
 
 from .. import TYPE_CHECKING
 from ..errors import ExchangeError
-from ..idtoken import GOOGLE_ISSUER
+from ..idtoken import DEFAULT_AUDIENCE, GOOGLE_ISSUER
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -83,6 +87,8 @@ _DEFAULT = (
     "see the error above and https://learn.microsoft.com/entra/identity-platform/reference-error-codes",
 )
 FIC_MISMATCH = frozenset({70021, 700211, 700212, 700213, 7002137, 7002138})
+# Refusals that the assertion's audience can cause: 700212 names it; the generic forms may.
+AUDIENCE_MISMATCH = frozenset({700212, 70021, 7002137})
 # Refusals about what was asked for (an unknown resource or scope), not about our credential.
 SCOPE_ERRORS = frozenset({70011, 500011, 1002012})
 
@@ -127,15 +133,51 @@ def _claim(claims: Mapping[str, object] | None, name: str) -> str:
     return "?" if value is None else str(value)
 
 
+def _audience_setting(origin: str | None) -> tuple[str, str]:
+    """Where the audience came from (from ``Settings.origins``) and how to stop setting it."""
+    from ..options import BY_DEST
+
+    option = BY_DEST["audience"]
+    if origin == "flag":
+        return option.flag, f"drop {option.flag}"
+    if origin and origin.startswith("env "):
+        name = origin[4:]
+        return name, f"unset {name}"
+    if origin and origin.startswith("config "):
+        return f"'{option.name}' in the {origin}", f"remove '{option.name}' from the config file"
+    return option.where(), f"stop setting {option.where()}"
+
+
+def _audience_advice(
+    code: int | None, aud: str, origin: str | None, subject: str
+) -> tuple[str, str] | None:
+    """For a non-default audience that Entra refused: a line for the message and the hint."""
+    if code not in AUDIENCE_MISMATCH or aud in ("?", DEFAULT_AUDIENCE):
+        return None
+    where, drop = _audience_setting(origin)
+    line = f"the audience {aud} is not the default {DEFAULT_AUDIENCE}; it was set by {where}"
+    hint = (
+        f"{drop} (the token then carries {DEFAULT_AUDIENCE}, the audience federated credentials "
+        f"use by default) or set it to the audience the app's federated credential lists; only "
+        f"if that credential is meant to accept {aud}, add {aud} to its audiences"
+    )
+    if subject != "?":
+        hint += f" (issuer {GOOGLE_ISSUER}, subject {subject})"
+    return line, hint
+
+
 def explain(
     error: Mapping[str, object],
     claims: Mapping[str, object] | None = None,
     audience: str | None = None,
+    audience_origin: str | None = None,
 ) -> EntraError:
     """Turn Entra's error document into an :class:`EntraError` with the meaning and the fix.
 
     ``claims`` are the decoded claims of the assertion that was presented (never the token);
     for federated-credential mismatches they are shown next to what the app registration needs.
+    ``audience`` is the configured audience and ``audience_origin`` where it came from (an entry
+    of ``Settings.origins``): a refused non-default audience is blamed on that setting first.
     """
     code = code_of(error)
     meaning, fix = CODES.get(code, _DEFAULT) if code is not None else _DEFAULT
@@ -148,14 +190,15 @@ def explain(
             f"\n  presented assertion: iss {_claim(claims, 'iss')}, sub {_claim(claims, 'sub')}, "
             f"aud {_claim(claims, 'aud')}, exp {_claim(claims, 'exp')}"
         )
-    if code in FIC_MISMATCH:
-        expected = {
-            "iss": GOOGLE_ISSUER,
-            "sub": _claim(claims, "sub"),
-            "aud": audience or _claim(claims, "aud"),
-        }
+    presented = _claim(claims, "aud")
+    aud = presented if presented != "?" else (audience or "?")
+    advice = _audience_advice(code, aud, audience_origin, _claim(claims, "sub"))
+    if advice is not None:
+        line, fix = advice
+        message += f"\n  {line}"
+    elif code in FIC_MISMATCH:
         message += (
-            f"\n  the app registration needs: issuer {expected['iss']}, subject {expected['sub']}, "
-            f"audience {expected['aud']}"
+            f"\n  the app registration needs: issuer {GOOGLE_ISSUER}, subject "
+            f"{_claim(claims, 'sub')}, audience {audience or presented}"
         )
     return EntraError(message, fix, code)

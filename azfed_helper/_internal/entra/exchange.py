@@ -257,7 +257,8 @@ class Exchange:
             )
         presented = getattr(self.assertion, "last", None)
         claims = presented.claims if presented is not None else None
-        raise aadsts.explain(result, claims, self.settings.audience)
+        settings = self.settings
+        raise aadsts.explain(result, claims, settings.audience, settings.origins.get("audience"))
 
 
 def _source_failure(exc: Exception) -> AzfedError:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import net
 from ..config import Settings
 from ..errors import SourceError, UsageError
+from ..options import BY_DEST
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -193,11 +194,13 @@ def _unreachable_hint(source: Source) -> str:
 def _unreachable_error(exc: _Unreachable, source: Source) -> SourceError:
     """One line naming the endpoint and what went wrong; off Google Cloud, say that plainly."""
     if source.kind == "metadata" and _is_metadata(exc.url) and not exc.answered:
+        credentials, impersonate = BY_DEST["credentials"], BY_DEST["impersonate"]
         return SourceError(
             f"cannot reach the Google token source: no metadata server answered at "
-            f"{_metadata_host()} ({exc.reason}) and GOOGLE_APPLICATION_CREDENTIALS is not set",
-            "off Google Cloud, set GOOGLE_APPLICATION_CREDENTIALS or --credentials to a key or "
-            "gcloud ADC file; on Google Cloud, check GCE_METADATA_HOST and the metadata route",
+            f"{_metadata_host()} ({exc.reason}) and {credentials.env} is not set",
+            f"set {credentials.where()} to a service-account key (or to a gcloud ADC file "
+            f"together with {impersonate.where()}), or run on Google Cloud (if this is Google "
+            "Cloud, check GCE_METADATA_HOST and the route to the metadata server)",
         )
     return SourceError(
         f"cannot reach the Google token source ({source.describe()}): {exc}",
@@ -301,6 +304,26 @@ def _failure(url: str, cause: BaseException, limit: float) -> tuple[_Unreachable
         failure = _Unreachable(url, problem)
     failure.__cause__ = cause
     return failure, final
+
+
+def probe_metadata(settings: Settings) -> None:
+    """Check that a metadata server answers (its root, as google-auth's availability ping, in
+    one bounded fetch's time): off Google Cloud nothing does, which ``doctor`` must report as a
+    failure rather than describe the source as if it worked."""
+    transport = _Transport(settings.source_timeout)
+    try:
+        response = transport(f"http://{_metadata_host()}/", headers={"Metadata-Flavor": "Google"})
+    except _Unreachable as exc:
+        raise _unreachable_error(exc, Source("metadata", None, settings.impersonate)) from exc
+    finally:
+        transport.session.close()
+    if response.headers.get("Metadata-Flavor") != "Google":
+        raise SourceError(
+            f"a server answered at {_metadata_host()} (HTTP {response.status}) but it is not a "
+            "metadata server: its answer lacks 'Metadata-Flavor: Google'",
+            f"check GCE_METADATA_HOST, or set {BY_DEST['credentials'].where()} to a "
+            "service-account key",
+        )
 
 
 def _metadata_host() -> str:
