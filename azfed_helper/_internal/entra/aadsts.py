@@ -135,8 +135,6 @@ def _claim(claims: Mapping[str, object] | None, name: str) -> str:
 
 def _audience_setting(origin: str | None) -> tuple[str, str]:
     """Where the audience came from (from ``Settings.origins``) and how to stop setting it."""
-    from ..options import BY_DEST
-
     option = BY_DEST["audience"]
     if origin == "flag":
         return option.flag, f"drop {option.flag}"
