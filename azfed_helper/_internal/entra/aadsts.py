@@ -15,6 +15,7 @@ from __future__ import annotations
 from .. import TYPE_CHECKING
 from ..errors import ExchangeError
 from ..idtoken import DEFAULT_AUDIENCE, GOOGLE_ISSUER
+from ..options import BY_DEST
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
