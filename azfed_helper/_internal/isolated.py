@@ -18,8 +18,11 @@ import sys
 _BOOTSTRAP = (
     "import os,sys;p=sys.argv.pop(1).split(os.pathsep);"
     "sys.path[:0]=[e for e in p if e not in sys.path];"
-    "from {module} import main;sys.exit(main())"
+    "{setup}from {module} import main;sys.exit(main())"
 )
+# The single-file build (packaging/pyz) imports its compiled dependencies through a finder of its
+# own; a child of a process started from it installs that finder too.
+_PYZ_MODULE = "_azfed_pyz"
 
 
 def package_location() -> str:
@@ -46,5 +49,10 @@ def import_path() -> list[str]:
 def python_command(module: str, paths: list[str]) -> list[str]:
     """``python -I -c BOOTSTRAP PATHS``: runs ``module.main()`` importing only from ``paths``
     and the interpreter's own library; arguments for ``main`` follow."""
-    code = _BOOTSTRAP.format(module=module)
+    setup = (
+        f"import {_PYZ_MODULE};{_PYZ_MODULE}.install_finder();"
+        if _PYZ_MODULE in sys.modules
+        else ""
+    )
+    code = _BOOTSTRAP.format(module=module, setup=setup)
     return [sys.executable, "-I", "-c", code, os.pathsep.join(paths)]

@@ -115,12 +115,10 @@ class HeavyFinder:
 
 
 def _error(message: str, hint: str) -> Exception:
-    """An AzfedError with exit code 2, so the CLI's one error boundary reports it."""
-    from azfed_helper import AzfedError
+    """A usage error (exit code 2), so the CLI's one error boundary reports it."""
+    from azfed_helper._internal.errors import UsageError
 
-    error = AzfedError(message, hint)
-    error.exit_code = EXIT_USAGE
-    return error
+    return UsageError(message, hint)
 
 
 def cache_root() -> tuple[str, str]:

@@ -1,6 +1,6 @@
-"""Loaded by ``site`` in a child process that has this archive on its path: the daemon's token
-fetch runs ``python -m azfed_helper.child_fetch`` with ``PYTHONPATH`` set to the parent's
-``sys.path``. The child finds the heavy dependencies the way its parent does, and not in the
+"""Loaded by ``site`` in a child process that has this archive on its ``PYTHONPATH`` (the demo's
+``python -m azfed_helper`` children; the daemon's isolated fetch child installs the finder through
+its bootstrap instead, ``_internal/isolated.py``). The child finds the heavy dependencies the way its parent does, and not in the
 site-packages its own ``site`` just added (unless the parent had them too)."""
 
 import os

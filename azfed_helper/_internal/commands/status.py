@@ -62,8 +62,11 @@ def _print_human(report: dict[str, object]) -> None:
             if key in claims:
                 print(f"  {key}: {printable(claims[key])}")
         for key in ("iat", "exp"):
-            if isinstance(claims.get(key), (int, float)):
-                print(f"  {key}: {_iso(claims[key])} ({int(claims[key])})")
+            value = claims.get(key)
+            if isinstance(value, (int, float)):
+                print(f"  {key}: {_iso(value)} ({int(value)})")
+            elif value is not None:  # idtoken's summary: a time out of range, described
+                print(f"  {key}: {printable(value)}")
         remaining = report.get("remaining_seconds")
         if isinstance(remaining, int):
             print(f"  remaining: {format_duration(remaining)}")
