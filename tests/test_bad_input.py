@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import make_jwt, run_cli
+from .conftest import make_jwt, refusing_port, run_cli
 
 ROOT = os.geteuid() == 0
-CLOSED = "127.0.0.1:9"  # nothing listens: a case that reached a source would fail differently
+CLOSED = f"127.0.0.1:{refusing_port()}"  # a case that reached a source would fail differently
 
 
 class World:
@@ -187,6 +187,37 @@ CASES = [
          "KUBERNETES_EXEC_INFO is not a JSON object", env={"KUBERNETES_EXEC_INFO": '{"apiVer'}),
     Case("unterminated string in KUBERNETES_EXEC_INFO", ("token", "-o", "exec-credential"), 2,
          "KUBERNETES_EXEC_INFO is not a JSON object", env={"KUBERNETES_EXEC_INFO": '"abc'}),
+    # numbers and choices, from a flag, a variable or a config file (issue 11 §2): each error
+    # names where the value came from
+    Case("zero timeout", ("write", *TOKEN, "--source-timeout", "0"), 2,
+         "invalid --source-timeout '0': must be between 1s and 1 day"),
+    Case("timeout over a day", ("write", *TOKEN, "--source-timeout", "2d"), 2,
+         "must be between 1s and 1 day"),
+    Case("negative timeout by variable", ("token", *RESOURCE), 2,
+         "invalid AZFED_ENTRA_TIMEOUT '-5'", env={"AZFED_ENTRA_TIMEOUT": "-5"}),
+    Case("superscript digit duration", ("write", *TOKEN, "--refresh-margin", "²"), 2,
+         "invalid --refresh-margin '²': not a duration"),
+    Case("duration of thirty digits", ("write", *TOKEN, "--refresh-margin", "9" * 30), 2,
+         "invalid --refresh-margin"),
+    Case("duration in the config file", ("write", *TOKEN, "--config", "{root}/config.toml"), 2,
+         "invalid refresh-margin (config file {root}/config.toml)",
+         setup=write_config(b'refresh-margin = "soon"\n')),
+    Case("port out of range", ("serve", "--port", "70000"), 2, "invalid --port '70000'"),
+    Case("port by variable not a number", ("serve",), 2, "invalid AZFED_PORT 'http'",
+         env={"AZFED_PORT": "http"}),
+    Case("health address without a port", ("daemon", *TOKEN, "--health-addr", "localhost"), 2,
+         "invalid --health-addr 'localhost'"),
+    Case("output by variable", ("token", *RESOURCE), 2, "invalid AZFED_OUTPUT 'xml'",
+         env={"AZFED_OUTPUT": "xml"}),
+    Case("boolean by variable", ("write", *TOKEN), 2, "invalid AZFED_CREATE_DIRS 'maybe'",
+         env={"AZFED_CREATE_DIRS": "maybe"}),
+    Case("readiness above the refresh margin", ("daemon", *TOKEN, "--min-remaining", "30m"), 2,
+         "must be below the refresh margin"),
+    Case("both scope and resource", ("token", *RESOURCE, "--scope", "api://x/.default"), 2,
+         "both --scope and --resource given"),
+    Case("app settings missing", ("token", *RESOURCE), 2,
+         "AZURE_TENANT_ID is not set; AZURE_CLIENT_ID is not set",
+         env={"AZURE_CLIENT_ID": "", "AZURE_TENANT_ID": ""}),
 ]  # fmt: skip
 
 

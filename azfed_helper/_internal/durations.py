@@ -10,12 +10,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str, what: str = "duration") -> int:
     """Return whole seconds; raise UsageError naming ``what`` when ``text`` is not a duration."""
     raw = text.strip().lower()
-    if raw.isdigit():
+    if not raw.isascii():  # str.isdigit accepts "²", which int() refuses
+        raw = "?"
+    if raw.isdigit() and len(raw) <= 12:
         return int(raw)
     total = 0
     number = ""
     for char in raw:
-        if char.isdigit():
+        if char.isdigit() and len(number) < 12:
             number += char
         elif char in _UNITS and number:
             total += int(number) * _UNITS[char]
