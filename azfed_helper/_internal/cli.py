@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from .._version import __version__
 from . import TYPE_CHECKING
-from .commands import COMMANDS
 from .errors import EXIT_RUNTIME, EXIT_USAGE, AzfedError
 
 if TYPE_CHECKING:
@@ -59,6 +57,8 @@ def version_line() -> str:
         except metadata.PackageNotFoundError:
             return "missing"
 
+    from .._version import __version__
+
     where = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return (
         f"{PROG} {__version__} from {where} (Python {platform.python_version()}, "
@@ -81,15 +81,14 @@ def build_parser(argv: Sequence[str], every: bool = False) -> argparse.ArgumentP
     """
     import argparse
 
-    from .parser import Parser, add_options
+    from .commands import COMMANDS
+    from .parser import Parser, VersionAction, add_options
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = Parser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=raw, allow_abbrev=False
     )
-    parser.add_argument(
-        "--version", action="version", version=version_line(), help="show versions and exit"
-    )
+    parser.add_argument("--version", action=VersionAction, line=version_line)
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=Parser

@@ -14,7 +14,7 @@ from . import TYPE_CHECKING
 from .options import for_command
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from .commands import Command
 
@@ -38,6 +38,18 @@ def _unknown_command(message: str) -> str:
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
     match = closest(word, candidates)
     return f"; did you mean {match}?" if match else ""
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the line is computed only when asked for (it reads package metadata)."""
+
+    def __init__(self, option_strings: list[str], dest: str, line: Callable[[], str]) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show versions and exit")
+        self.line = line
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(self.line())
+        parser.exit()
 
 
 class Parser(argparse.ArgumentParser):

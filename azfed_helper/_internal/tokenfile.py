@@ -13,10 +13,12 @@ import os
 import stat
 import time
 
-from . import idtoken, ownership
+from . import TYPE_CHECKING, idtoken, ownership
 from .errors import AzfedError, InvalidTokenError, TokenFileError, UsageError
 from .idtoken import IdToken
-from .locks import ProcessLock
+
+if TYPE_CHECKING:
+    from .locks import ProcessLock
 
 # Largest token file we read; Google ID tokens are ~1 KB, anything huge is not ours.
 _MAX_BYTES = 64 * 1024
@@ -387,6 +389,8 @@ def lock_path(path: str) -> str:
 
 def writer_lock(path: str, timeout: float = 60) -> ProcessLock:
     """The cross-process writer lock for ``path`` (readers never take it)."""
+    from .locks import ProcessLock  # writers only: the no-op path never locks
+
     return ProcessLock(
         lock_path(path),
         timeout,
