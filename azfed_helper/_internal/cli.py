@@ -12,12 +12,13 @@ import sys
 
 from . import TYPE_CHECKING
 from .errors import EXIT_RUNTIME, EXIT_USAGE, AzfedError
+from .paths import APP_NAME
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-PROG = "azfed-helper"
+PROG = APP_NAME
 EXIT_INTERRUPTED = 130
 # Commands whose no-op case is answered without argparse (see fastpath.py).
 FAST_PATHS = ("write", "token", "az-login", "az")

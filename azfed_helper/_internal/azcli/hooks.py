@@ -8,6 +8,7 @@ import sys
 from .. import TYPE_CHECKING
 from ..errors import UsageError
 from ..options import for_command
+from ..paths import APP_NAME
 from ..shell import quote
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def _self_command() -> list[str]:
     absolute path, else this interpreter isolated, importing this package from where it is now
     (never ``python -m``, which would import an ``azfed_helper`` planted in that directory)."""
     script = sys.argv[0]
-    if os.path.basename(script) == "azfed-helper" and os.path.isfile(script):
+    if os.path.basename(script) == APP_NAME and os.path.isfile(script):
         return [os.path.abspath(script)]
     from ..isolated import package_location, python_command
 
