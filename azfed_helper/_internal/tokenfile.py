@@ -278,12 +278,10 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
             os.fchmod(fd, mode)  # explicit: the umask must not weaken or widen the mode
             if gid != -1:
                 _give_group(fd, path, gid)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        write_fully(fd, data)
         os.replace(tmp, path)
     except BaseException as exc:  # even Ctrl-C: no temporary copy of a token stays behind
         _unlink_quietly(tmp)
@@ -377,6 +375,17 @@ def _fsync_directory(directory: str) -> None:
         os.fsync(fd)
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+def write_fully(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the new file ``fd``, flush it to disk, and close ``fd``."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from .._internal.tokenfile import write_fully
 from .issuers import ROTATE_FRACTION, ROTATE_MAX_AGE, Clock, KubernetesIssuer
 
 Layout = Literal["kubelet", "file"]
@@ -151,26 +152,15 @@ class ProjectedTokenFile:
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    _fill(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), data)
+    write_fully(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), data)
 
 
 def _write_replacing(path: Path, data: bytes) -> None:
     """Write a temporary file beside ``path``, then rename it over ``path``."""
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
     try:
-        _fill(fd, data)
+        write_fully(fd, data)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
-
-
-def _fill(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to the new file ``fd``, flush it to disk and close it."""
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
