@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from . import TYPE_CHECKING
 from .config import resolve
-from .errors import AzfedError
 from .options import for_command
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .config import Settings
     from .option import Option
 
 
@@ -75,76 +75,72 @@ def parse_simple(argv: Sequence[str], command: str) -> dict[str, object] | None:
 def try_fast_path(argv: Sequence[str]) -> int | None:
     """Exit code when the command needs no work, else None (take the normal path).
 
+    Any error means "take the normal path", which does the same work and reports it properly.
     For ``az -- ARGS`` with nothing to do, this never returns: the process becomes az.
     """
-    command, rest = argv[0], argv[1:]
-    if command == "write":
-        return _write(rest)
-    if command == "token":
-        return _token(rest)
-    if command == "az-login":
-        parsed = parse_simple(rest, command)
-        return 0 if parsed is not None and _az_is_current(parsed) else None
-    if command == "az" and "--" in rest:
-        split = rest.index("--")
-        parsed = parse_simple(rest[:split], command)
-        if parsed is not None and _az_is_current(parsed):
-            from .azcli.process import exec_az
-
-            try:
-                exec_az(parsed.get("az"), rest[split + 1 :])  # type: ignore[arg-type]
-            except AzfedError:
-                pass  # the normal path reports it properly
-    return None
-
-
-def _write(argv: Sequence[str]) -> int | None:
-    parsed = parse_simple(argv, "write")
-    if parsed is None:
+    try:
+        return _answer(argv)
+    except BrokenPipeError:
+        raise  # the token was printed to a reader that left: nothing to redo (cli.py)
+    except Exception:
         return None
+
+
+def _answer(argv: Sequence[str]) -> int | None:
+    command, rest = argv[0], argv[1:]
+    if command == "az":
+        if "--" not in rest:
+            return None
+        rest, az_args = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
+    settings = _settings(command, rest)
+    if settings is None:
+        return None
+    if command == "write":
+        return 0 if settings.token_file and _write_is_noop(settings) else None
+    if command == "token":
+        return _token(settings)
+    if not _az_is_current(settings):
+        return None
+    if command == "az":
+        from .azcli.process import exec_az
+
+        exec_az(settings.az, az_args)
+    return 0
+
+
+def _settings(command: str, argv: Sequence[str]) -> Settings | None:
+    """The settings of a command line the fast path can read, else None."""
+    parsed = parse_simple(argv, command)
+    return None if parsed is None else resolve(_Flags(parsed))
+
+
+def _write_is_noop(settings: Settings) -> bool:
     from .sync import current_if_fresh
 
-    try:
-        settings = resolve(_Flags(parsed))
-        if settings.token_file and current_if_fresh(settings) is not None:
-            return 0
-    except AzfedError:
-        pass  # the normal path reports it properly
-    return None
+    return current_if_fresh(settings) is not None
 
 
-def _token(argv: Sequence[str]) -> int | None:
+def _token(settings: Settings) -> int | None:
     """A cache hit for ``token``: printed without argparse or MSAL."""
-    parsed = parse_simple(argv, "token")
-    if parsed is None:
-        return None
     import os
     import time
 
     from . import formats
     from .entra import cache
 
-    try:
-        settings = resolve(_Flags(parsed))
-        exec_info = os.environ.get("KUBERNETES_EXEC_INFO")
-        if settings.output == "exec-credential":
-            formats.exec_api_version(exec_info)
-        hit = cache.lookup(settings, time.time())
-        if hit is None:
-            return None
-        tenant, _ = settings.require_app()
-        print(formats.render(settings.output, hit, tenant, exec_info))
-        return 0
-    except AzfedError:
-        return None  # the normal path reports it properly
+    exec_info = os.environ.get("KUBERNETES_EXEC_INFO")
+    if settings.output == "exec-credential":
+        formats.exec_api_version(exec_info)
+    hit = cache.lookup(settings, time.time())
+    if hit is None:
+        return None
+    tenant, _ = settings.require_app()
+    print(formats.render(settings.output, hit, tenant, exec_info))
+    return 0
 
 
-def _az_is_current(parsed: dict[str, object]) -> bool:
+def _az_is_current(settings: Settings) -> bool:
     """True when az already holds our validated assertion: files only, no az process."""
     from .azcli import state
 
-    try:
-        settings = resolve(_Flags(parsed))
-        return state.is_current(state.target_from_settings(settings))
-    except AzfedError:
-        return False  # the normal path reports it properly
+    return state.is_current(state.target_from_settings(settings))
