@@ -4,8 +4,14 @@ missing settings, the settings in effect, and the option table as the only decla
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +19,8 @@ from azfed_helper._internal import cli
 from azfed_helper._internal.commands import COMMANDS
 from azfed_helper._internal.options import BY_DEST, SETTINGS, for_command
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, cli_env, run_cli
+from .netservers import SilentServer
 
 PACKAGE = REPO / "azfed_helper"
 
@@ -165,3 +172,55 @@ def test_readme_configuration_table_is_the_option_table() -> None:
     assert set(rows) == {option.flag for option in documented}
     for option in documented:
         assert rows[option.flag][0] == (option.env or "—"), option.name
+
+
+def test_a_reader_that_leaves_costs_nothing_on_the_fast_path(emulator: Any, tmp_path: Path) -> None:
+    """``azfed-helper token | head -c1``: the cache hit's print meets a closed pipe."""
+    env = {**emulator.env(), "AZFED_CACHE_DIR": str(tmp_path / "cache")}
+    args = ("token", "--resource", "https://management.azure.com")
+    assert run_cli(*args, env=env).returncode == 0  # fills the cache
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before we print
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "azfed_helper", *args],
+            env=cli_env(env),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""  # no traceback, no "Exception ignored" at exit
+    assert done.returncode == 1
+    assert emulator.counts["entra.token"] == 1  # a cache hit, not a second exchange
+
+
+def test_ctrl_c_while_waiting_for_a_source_exits_130(tmp_path: Path) -> None:
+    with SilentServer() as silent:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "azfed_helper", "write", "--token-file", str(tmp_path / "t")],
+            env=cli_env({"GCE_METADATA_HOST": silent.address, "GCE_METADATA_IP": silent.address}),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while silent.accepted == 0:  # an event: the request is on the wire, the CLI waits
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)
+        _out, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_on_the_fast_path_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    from azfed_helper._internal import fastpath
+
+    def interrupted(argv: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastpath, "try_fast_path", interrupted)
+    assert cli.main(["write", "--token-file", "t"]) == 130
