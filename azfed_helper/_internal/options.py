@@ -375,6 +375,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
 SETTINGS: tuple[Option, ...] = tuple(option for option in OPTIONS if option.setting)
 BY_DEST: dict[str, Option] = {
     option.dest: option

@@ -16,10 +16,12 @@ import time
 from . import TYPE_CHECKING, idtoken, ownership
 from .errors import AzfedError, InvalidTokenError, TokenFileError, UsageError
 from .idtoken import IdToken
+from .options import BY_DEST
 
 if TYPE_CHECKING:
     from .locks import ProcessLock
 
+_FLAG = BY_DEST["token_file"].flag
 # Largest token file we read; Google ID tokens are ~1 KB, anything huge is not ours.
 _MAX_BYTES = 64 * 1024
 # Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
@@ -59,7 +61,7 @@ def _read_regular(path: str, fd: int) -> tuple[os.stat_result, bytes]:
         if not stat.S_ISREG(info.st_mode):
             raise UsageError(
                 f"token file {path} is {ownership.kind(info)}, not a regular file",
-                "point --token-file at a file path in a directory the writer owns",
+                f"point {_FLAG} at a file path in a directory the writer owns",
             )
         with open(fd, "rb", closefd=False) as handle:
             return info, handle.read(_MAX_BYTES + 1)
@@ -80,7 +82,7 @@ def _decode(path: str, data: bytes) -> IdToken:
     if len(data) > _MAX_BYTES:
         raise InvalidTokenError(
             f"token file {path} is too large to be a token",
-            "point --token-file at the file holding the Google ID token",
+            f"point {_FLAG} at the file holding the Google ID token",
             claim="format",
         )
     return idtoken.decode(data)
@@ -166,25 +168,25 @@ def check_target(path: str, create_dirs: bool) -> None:
     except OSError:
         existing = None
     if existing is not None and stat.S_ISDIR(existing.st_mode):
-        raise UsageError(f"token file {path} is a directory", "point --token-file at a file path")
+        raise UsageError(f"token file {path} is a directory", f"point {_FLAG} at a file path")
     if existing is not None and (stat.S_ISCHR(existing.st_mode) or stat.S_ISBLK(existing.st_mode)):
         raise UsageError(
             f"token file {path} is {ownership.kind(existing)}; refusing to replace it",
-            "point --token-file at a file path",
+            f"point {_FLAG} at a file path",
         )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         if not create_dirs:
             raise UsageError(
                 f"directory {directory} for the token file does not exist",
-                "create it, or pass --create-dirs to create it (mode 0700)",
+                f"create it, or pass {BY_DEST['create_dirs'].flag} to create it (mode 0700)",
             )
         try:
             make_private_dirs(directory)
         except OSError as exc:
             raise UsageError(
                 f"cannot create directory {directory}: {exc.strerror}",
-                "create it yourself or choose another --token-file",
+                f"create it yourself or choose another {_FLAG}",
             ) from exc
     refusal = directory_refusal(directory)
     if refusal is not None:
@@ -192,7 +194,7 @@ def check_target(path: str, create_dirs: bool) -> None:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise UsageError(
             f"directory {directory} is not writable by this user (uid {os.getuid()})",
-            "run as a user that can write there, or choose another --token-file",
+            f"run as a user that can write there, or choose another {_FLAG}",
         )
 
 
@@ -271,7 +273,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, gid: int = -1) -> No
         raise kind(
             f"directory {directory} is not writable: cannot create a temporary file there "
             f"({exc.strerror})",
-            "make the directory writable by this user, or choose another --token-file",
+            f"make the directory writable by this user, or choose another {_FLAG}",
         ) from exc
     try:
         try:
@@ -300,7 +302,7 @@ def _give_group(fd: int, path: str, gid: int) -> None:
             raise
         raise UsageError(  # a set-up problem: exit 2
             f"cannot give token file {path} group {gid}: {exc.strerror}",
-            "the writer must be a member of the --group it sets (or run as root)",
+            f"the writer must be a member of the {BY_DEST['group'].flag} it sets (or run as root)",
         ) from exc
 
 

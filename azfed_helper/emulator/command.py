@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from .._internal.options import BY_DEST
 from .._internal.shell import exports
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--key-file",
         type=Path,
         metavar="PATH",
-        help="also write a service-account key there and export GOOGLE_APPLICATION_CREDENTIALS",
+        help=f"also write a service-account key there and export {BY_DEST['credentials'].env}",
     )
     parser.add_argument(
         "--env-file",
@@ -87,7 +88,7 @@ def export_lines(
     identities and the federated credentials the emulated app trusts."""
     env = emulator.env()
     if key_file is not None:
-        env["GOOGLE_APPLICATION_CREDENTIALS"] = os.fspath(key_file.resolve())
+        env[str(BY_DEST["credentials"].env)] = os.fspath(key_file.resolve())
     if github:
         env.update(emulator.github_actions_env())
     lines = exports(env).splitlines()

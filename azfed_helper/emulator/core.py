@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .._internal.options import BY_DEST
 from . import files
 from .entra import EntraApp
 from .google import GoogleApp
@@ -19,6 +20,11 @@ from .projected import Layout, ProjectedTokenFile
 from .server import LOOPBACK, LoopbackServer
 from .state import AZURE_AUDIENCE, EmulatorState
 from .tls import create_tls_files
+
+
+def _variable(setting: str) -> str:
+    """The environment variable azfed-helper reads ``setting`` from (its option table)."""
+    return str(BY_DEST[setting].env)
 
 
 class Emulator(EmulatorState):
@@ -144,13 +150,13 @@ class Emulator(EmulatorState):
         return {
             "GCE_METADATA_HOST": self.metadata_host,
             "GCE_METADATA_IP": self.metadata_host,
-            "AZURE_AUTHORITY_HOST": self.authority_host,
-            "AZURE_TENANT_ID": self.tenant_id,
-            "AZURE_CLIENT_ID": self.client_id,
+            _variable("authority_host"): self.authority_host,
+            _variable("tenant_id"): self.tenant_id,
+            _variable("client_id"): self.client_id,
             "REQUESTS_CA_BUNDLE": self.ca_file,
             "CURL_CA_BUNDLE": self.ca_file,
             "NODE_EXTRA_CA_CERTS": self.ca_file,
-            "AZFED_IAM_ENDPOINT": self.iam_endpoint,
+            _variable("iam_endpoint"): self.iam_endpoint,
         }
 
     def github_actions_env(self) -> dict[str, str]:

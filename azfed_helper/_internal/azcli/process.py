@@ -7,6 +7,7 @@ import sys
 
 from .. import TYPE_CHECKING, jsonfast
 from ..errors import AzfedError, UsageError
+from ..options import BY_DEST
 from .state import AzCliError
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 AZ_TIMEOUT = 120  # seconds for one az command
 _INSTALL_HINT = (
     "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli) "
-    "or pass --az PATH"
+    f"or pass {BY_DEST['az'].where()}"
 )
 
 

@@ -28,15 +28,29 @@ class Command:
         self.environment = environment
 
     def epilog(self) -> str:
-        """Examples and the other variables it reads, for the end of its ``--help``."""
+        """Examples and the other variables it reads, for the end of its ``--help``; in the
+        examples, ``{dest}`` stands for an option's flag and ``{dest_env}`` for its variable."""
         parts = []
         if self.environment:
             width = max(len(name) for name, _ in self.environment)
             lines = [f"  {name:<{width}}  {meaning}" for name, meaning in self.environment]
             parts.append("other environment variables:\n" + "\n".join(lines))
         if self.examples:
-            parts.append("examples:\n" + "\n".join(f"  {line}" for line in self.examples))
+            lines = [f"  {line.format_map(_Spelled())}" for line in self.examples]
+            parts.append("examples:\n" + "\n".join(lines))
         return "\n\n".join(parts)
+
+
+class _Spelled(dict[str, str]):
+    """``{token_file}`` → ``--token-file``, ``{credentials_env}`` → its variable: examples name
+    options as the option table spells them."""
+
+    def __missing__(self, key: str) -> str:
+        from ..options import BY_DEST, OPTIONS
+
+        if key.endswith("_env"):
+            return str(BY_DEST[key.removesuffix("_env")].env)
+        return next(option.flag for option in OPTIONS if option.dest == key)
 
 
 _PKG = "azfed_helper._internal.commands."
@@ -60,8 +74,8 @@ COMMANDS: dict[str, Command] = {
             _PKG + "write",
             "make the token file hold a fresh Google ID token",
             (
-                "azfed-helper write --token-file /run/azfed/token --create-dirs",
-                "GOOGLE_APPLICATION_CREDENTIALS=key.json azfed-helper write --token-file ./token",
+                "azfed-helper write {token_file} /run/azfed/token {create_dirs}",
+                "{credentials_env}=key.json azfed-helper write {token_file} ./token",
             ),
             (*_GOOGLE, *_CA, *_CONFIG),
         ),
@@ -69,7 +83,7 @@ COMMANDS: dict[str, Command] = {
             "status",
             _PKG + "status",
             "inspect the token file (exit 1 when stale)",
-            ("azfed-helper status --json", "azfed-helper status --min-remaining 15m  # a probe"),
+            ("azfed-helper status {json}", "azfed-helper status {min_remaining} 15m  # a probe"),
             _CONFIG,
         ),
         Command(
@@ -77,7 +91,7 @@ COMMANDS: dict[str, Command] = {
             _PKG + "daemon",
             "keep the token file fresh forever (sidecar/service)",
             (
-                "azfed-helper daemon --token-file /run/azfed/token --health-addr :8080",
+                "azfed-helper daemon {token_file} /run/azfed/token {health_addr} :8080",
                 "azfed-helper daemon --exec -- python app.py",
             ),
             (
@@ -93,7 +107,7 @@ COMMANDS: dict[str, Command] = {
             _PKG + "env",
             "print the environment that Azure clients read",
             (
-                'eval "$(azfed-helper env --client-id APP --tenant-id TENANT)"',
+                'eval "$(azfed-helper env {client_id} APP {tenant_id} TENANT)"',
                 "azfed-helper env --for terraform --format json",
             ),
             (("NO_PROXY", "kept, with loopback added, by --for managed-identity"), *_XDG, *_CONFIG),
@@ -103,7 +117,7 @@ COMMANDS: dict[str, Command] = {
             _PKG + "az_login",
             "keep the Azure CLI logged in (run before az)",
             (
-                "azfed-helper az-login --client-id APP --tenant-id TENANT",
+                "azfed-helper az-login {client_id} APP {tenant_id} TENANT",
                 'eval "$(azfed-helper az-login --print-hook bash)"  # in ~/.bashrc',
             ),
             (*_AZ, *_GOOGLE, *_CA, *_XDG, *_CONFIG),
@@ -120,8 +134,8 @@ COMMANDS: dict[str, Command] = {
             _PKG + "token",
             "print an Azure access token (no Azure secret)",
             (
-                "azfed-helper token --resource https://management.azure.com",
-                "azfed-helper token --scope https://storage.azure.com/.default -o json",
+                "azfed-helper token {resource} https://management.azure.com",
+                "azfed-helper token {scopes} https://storage.azure.com/.default -o json",
             ),
             (
                 ("KUBERNETES_EXEC_INFO", "set by kubectl: the ExecCredential apiVersion it wants"),
@@ -136,7 +150,7 @@ COMMANDS: dict[str, Command] = {
             _PKG + "serve",
             "run a local managed-identity endpoint for az/SDKs",
             (
-                "azfed-helper serve --client-id APP --tenant-id TENANT",
+                "azfed-helper serve {client_id} APP {tenant_id} TENANT",
                 'eval "$(azfed-helper env --for managed-identity)" && az login --identity',
             ),
             (("NO_PROXY", "written to the env file with loopback added"), *_GOOGLE, *_CA, *_XDG),
@@ -145,14 +159,14 @@ COMMANDS: dict[str, Command] = {
             "doctor",
             _PKG + "doctor",
             "diagnose the set-up, each check with its fix",
-            ("azfed-helper doctor", "azfed-helper doctor --reader app-user --json"),
+            ("azfed-helper doctor", "azfed-helper doctor --reader app-user {json}"),
             (*_GOOGLE, *_CA, *_AZ, *_XDG, *_CONFIG),
         ),
         Command(
             "settings",
             _PKG + "settings",
             "show every setting in effect and where it came from (no network)",
-            ("azfed-helper settings", "azfed-helper settings --profile payments --json"),
+            ("azfed-helper settings", "azfed-helper settings {profile} payments {json}"),
             (*_XDG, *_CONFIG),
         ),
         Command(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import resolve
 from ..durations import format_duration
 from ..idtoken import decode
+from ..options import BY_DEST
 
 if TYPE_CHECKING:
     from ...emulator import Emulator
@@ -152,12 +153,21 @@ def _msal_exchange(emulator: Emulator, path: str) -> str:
 def _token_command(path: str, resource: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run the real `azfed-helper token` in a child process, as a script would, with the sealed
     environment given explicitly (plus this very package on its path) and "/" as its cwd."""
-    argv = [sys.executable, "-m", "azfed_helper", "token", "--resource", resource, "-o", "json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "azfed_helper",
+        "token",
+        BY_DEST["resource"].flag,
+        resource,
+        "-o",
+        "json",
+    ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
     started = time.perf_counter()
     done = subprocess.run(
-        [*argv, "--token-file", path],
+        [*argv, BY_DEST["token_file"].flag, path],
         capture_output=True,
         text=True,
         check=False,
@@ -217,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         _show("metadata host", emulator.metadata_host)
         _show("authority host", emulator.authority_host)
         _show("tenant / client", f"{emulator.tenant_id} / {emulator.client_id}")
-        _step(2, "azfed-helper write: Google ID token into AZURE_FEDERATED_TOKEN_FILE")
+        _step(2, f"azfed-helper write: Google ID token into {BY_DEST['token_file'].env}")
         path = _write_token_file(directory)
         _step(3, "Entra accepts the file as a client assertion (workload identity federation)")
         _entra_accepts(emulator, path)

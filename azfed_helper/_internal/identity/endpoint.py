@@ -12,6 +12,7 @@ import stat
 
 from .. import TYPE_CHECKING
 from ..errors import AzfedError, UsageError
+from ..options import BY_DEST, BY_NAME
 from . import envfile as mi_env
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("azfed_helper.serve")
 
 _MAX_SECRET = 4096
+_SECRET = BY_DEST["secret_file"].flag
+_ALLOW_REMOTE = BY_NAME["allow-remote"].flag
 
 
 def read_secret(path: str) -> str:
@@ -32,21 +35,20 @@ def read_secret(path: str) -> str:
             data = handle.read(_MAX_SECRET + 1)
         mode = os.stat(path).st_mode
     except OSError as exc:
-        raise UsageError(
-            f"cannot read --secret-file {path}: {exc.strerror}", "check the path"
-        ) from exc
+        raise UsageError(f"cannot read {_SECRET} {path}: {exc.strerror}", "check the path") from exc
     try:
         secret = data.decode("ascii").strip()
     except UnicodeDecodeError:
         secret = ""
     if not secret or len(data) > _MAX_SECRET or not secret.isprintable() or " " in secret:
         raise UsageError(
-            f"--secret-file {path} must hold one line of printable ASCII without spaces",
+            f"{_SECRET} {path} must hold one line of printable ASCII without spaces",
             "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE",
         )
     if mode & stat.S_IROTH:
         log.warning(
-            "--secret-file %s is readable by every user: anyone on this machine can get tokens",
+            "%s %s is readable by every user: anyone on this machine can get tokens",
+            _SECRET,
             path,
             extra={"event": "identity_secret_exposed"},
         )
@@ -61,7 +63,7 @@ def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServ
     if not is_loopback(settings.bind) and not args.allow_remote:
         raise UsageError(
             f"refusing to serve managed-identity tokens on non-loopback address {settings.bind}",
-            "keep the default 127.0.0.1, or pass --allow-remote if other hosts really must reach it",
+            f"keep the default 127.0.0.1, or pass {_ALLOW_REMOTE} if other hosts really must reach it",
         )
     secret = (
         read_secret(settings.secret_file) if settings.secret_file else secrets.token_urlsafe(32)
@@ -86,7 +88,7 @@ def reload_secret(server: IdentityServer, path: str | None) -> None:
     if not path:
         log.info(
             "SIGHUP: the endpoint's secret is random per start, nothing to re-read "
-            "(--secret-file makes it replaceable)",
+            f"({_SECRET} makes it replaceable)",
             extra={"event": "identity_secret_kept"},
         )
         return
@@ -94,7 +96,8 @@ def reload_secret(server: IdentityServer, path: str | None) -> None:
         server.replace_secret(read_secret(path))
     except AzfedError as exc:
         log.error(
-            "SIGHUP: cannot use --secret-file %s, keeping the previous secret: %s",
+            "SIGHUP: cannot use %s %s, keeping the previous secret: %s",
+            _SECRET,
             path,
             exc.message,
             extra={"event": "identity_secret_reload_failed"},

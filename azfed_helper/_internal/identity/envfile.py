@@ -13,6 +13,7 @@ import os
 from .. import TYPE_CHECKING, tokenfile
 from ..entra import cache
 from ..errors import AzfedError, UsageError
+from ..options import BY_DEST
 from ..shell import exports
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ ENV_FILE_NAME = "identity-endpoint.env"
 LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Its presence switches MSAL, azure-identity and the Go/.NET SDKs to Service Fabric's protocol.
 SERVICE_FABRIC_VARIABLE = "IDENTITY_SERVER_THUMBPRINT"
+_ENV_FILE = BY_DEST["env_file"].flag
 
 
 def default_env_file(settings: Settings) -> str:
@@ -70,7 +72,7 @@ def write_env_file(path: str, values: dict[str, str]) -> str:
     except OSError as exc:
         raise UsageError(
             f"cannot create directory {directory} for {path}: {exc.strerror}",
-            "choose another --env-file",
+            f"choose another {_ENV_FILE}",
         ) from exc
     tokenfile.write_atomic(path, text.encode("utf-8"), 0o600)
     return text
@@ -98,7 +100,7 @@ def read_env_file(path: str) -> dict[str, str]:
         raise UsageError(
             f"no managed-identity endpoint file at {path}",
             "start `azfed-helper serve` (or `daemon --identity-endpoint`) first, or pass the "
-            "--env-file it was given",
+            f"{_ENV_FILE} it was given",
         ) from exc
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc

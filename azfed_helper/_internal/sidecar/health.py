@@ -14,6 +14,7 @@ import time
 from .. import TYPE_CHECKING, httpserve, tokenfile
 from ..durations import format_duration
 from ..errors import UsageError
+from ..options import BY_DEST
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,7 +34,7 @@ def parse_address(text: str) -> tuple[str, int]:
     host = host.strip("[]") or DEFAULT_HOST
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise UsageError(
-            f"invalid --health-addr {text!r}",
+            f"invalid {BY_DEST['health_addr'].flag} {text!r}",
             "give HOST:PORT or :PORT (loopback), e.g. :8080, 0.0.0.0:8080 or [::1]:8080",
         )
     return host, int(port_text)
@@ -178,7 +179,7 @@ class HealthServer(httpserve.BackgroundServer):
             _Handler,
             checks,
             name="azfed-health",
-            purpose="--health-addr",
+            purpose=BY_DEST["health_addr"].flag,
             hint="choose another port or address",
             limits=limits,
         )
