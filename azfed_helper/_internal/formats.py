@@ -15,7 +15,6 @@ import time
 
 from . import TYPE_CHECKING, jsonfast
 from .errors import UsageError
-from .shell import exports
 
 if TYPE_CHECKING:
     from .entra.cache import AccessToken
@@ -82,5 +81,7 @@ def render(output: str, token: AccessToken, tenant: str, exec_info: str | None =
     if output == "exec-credential":
         return json.dumps(exec_credential(token, exec_info), indent=2)
     if output == "env":
+        from .shell import exports
+
         return exports({ENV_NAME: token.token, f"{ENV_NAME}_EXPIRES_ON": str(token.expires_on)})
     return token.token
