@@ -7,8 +7,9 @@ file > default), the config file's keys, the "(env X; default Y)" part of every 
 printed az hook, the ``settings`` listing and the "where can I give it" part of error messages.
 
 Adding an option is one row here (plus a typed attribute on ``config.Settings`` when it is a
-setting). Light on purpose: it is read on every command's path, so argparse is imported only by
-:func:`add_arguments`.
+setting). The consumers derive from it: ``parser.add_options`` (argparse), ``fastpath``,
+``config.resolve``, ``configfile``, ``azcli.hooks.hook_command``, ``settingsview`` and
+``completion``. Standard library only and no argparse: this is read on every command's path.
 """
 
 from __future__ import annotations
