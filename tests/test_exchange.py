@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from azfed_helper._internal.config import Settings, resolve
-from azfed_helper._internal.entra import cache
-from azfed_helper._internal.entra import exchange as exchange_module
+from azfed_helper._internal.entra import cache, httpcache
 from azfed_helper._internal.entra.aadsts import EntraError
 from azfed_helper._internal.entra.exchange import Exchange
 from azfed_helper._internal.errors import ExchangeError, SourceError, UsageError
@@ -400,7 +399,7 @@ HOST = "https://login.example.com"
 def test_persisted_discovery_is_used_only_when_it_points_at_the_authority(
     record: dict[str, object], trusted: bool
 ) -> None:
-    restored = exchange_module._restore([record], HOST)
+    restored = httpcache.restore([record], HOST)
     assert (record["key"] in restored) is trusted
 
 
