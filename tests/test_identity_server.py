@@ -28,7 +28,7 @@ import pytest
 from azfed_helper._internal import httpserve, logs
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.entra.assertion import AssertionSource
-from azfed_helper._internal.entra.exchange import Exchange
+from azfed_helper._internal.entra.provider import TokenProvider
 from azfed_helper._internal.identity.server import (
     IMDS_PATH,
     IdentityServer,
@@ -57,8 +57,8 @@ def settings(emulator_env: dict[str, str], tmp_path: Path, monkeypatch: Any) -> 
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[IdentityServer]:
-    exchange = Exchange(settings, sleep=no_sleep)
-    with IdentityServer(settings, SECRET, port=0, exchange=exchange) as running:
+    provider = TokenProvider(settings, sleep=no_sleep)
+    with IdentityServer(settings, SECRET, port=0, provider=provider) as running:
         yield running
 
 
@@ -223,8 +223,8 @@ def test_slow_exchange_does_not_block_another_resources_cache_hit(
             release.wait(20)
         return source()
 
-    exchange = Exchange(settings, assertion=assertion, sleep=no_sleep)
-    with IdentityServer(settings, SECRET, port=0, exchange=exchange) as server:
+    provider = TokenProvider(settings, assertion=assertion, sleep=no_sleep)
+    with IdentityServer(settings, SECRET, port=0, provider=provider) as server:
         assert token_for(server, "https://vault.azure.net")[0] == 200
         slow = True
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -349,10 +349,10 @@ def test_all_slots_answering_gives_a_json_503(settings: Settings, emulator: Any)
         release.wait(30)
         return source()
 
-    exchange = Exchange(settings, assertion=slow_assertion, sleep=no_sleep)
+    provider = TokenProvider(settings, assertion=slow_assertion, sleep=no_sleep)
     limits = httpserve.Limits(max_connections=1)
     with (
-        IdentityServer(settings, SECRET, port=0, exchange=exchange, limits=limits) as server,
+        IdentityServer(settings, SECRET, port=0, provider=provider, limits=limits) as server,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         pending = pool.submit(token_for, server, ARM)
@@ -386,8 +386,8 @@ def test_client_gone_before_the_answer_is_one_log_line(
         release.wait(30)
         return source()
 
-    exchange = Exchange(settings, assertion=slow_assertion, sleep=no_sleep)
-    with IdentityServer(settings, SECRET, port=0, exchange=exchange) as server:
+    provider = TokenProvider(settings, assertion=slow_assertion, sleep=no_sleep)
+    with IdentityServer(settings, SECRET, port=0, provider=provider) as server:
         client = socket.create_connection(server.address, timeout=10)
         client.sendall(
             f"GET /msi/token?resource={ARM} HTTP/1.0\r\nHost: 127.0.0.1\r\n"

@@ -55,6 +55,27 @@ def persistable(http_cache: dict[str, Any], now: float) -> list[dict[str, Any]]:
         return []  # MSAL changed its layout: lose the optimisation, not the exchange
 
 
+def merged(
+    current: list[dict[str, Any]], mine: list[dict[str, Any]], now: float
+) -> list[dict[str, Any]]:
+    """The file's records (``current``, as other processes left them) and ours, one per key: the
+    newer answer (ours on a tie), expired and malformed ones dropped. Records for other authority
+    hosts stay (processes sharing the directory may use them): :func:`restore` decides what is
+    trusted."""
+    newest: dict[str, dict[str, Any]] = {}
+    for record in (*current, *mine):
+        try:
+            key, created_at = str(record["key"]), int(record["created_at"])
+            if int(record["expires_at"]) <= now:
+                continue
+        except (KeyError, TypeError, ValueError):
+            continue
+        kept = newest.get(key)
+        if kept is None or created_at >= int(kept["created_at"]):
+            newest[key] = record
+    return [newest[key] for key in sorted(newest)]
+
+
 def restore(records: list[dict[str, Any]], authority_host: str) -> dict[str, Any]:
     """A fresh MSAL ``http_cache`` holding the given discovery records that are safe to trust.
 
