@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from azfed_helper._internal.identity.server import (
     RequestError,
     scope_for,
 )
+
+from .conftest import wait_until
 
 SECRET = "s3cret-for-tests"
 ARM = "https://management.core.windows.net/"
@@ -404,13 +406,6 @@ def test_client_gone_before_the_answer_is_one_log_line(
     assert "traceback" not in lost[0]
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_malformed_requests_get_json_errors_too(server: IdentityServer) -> None:
