@@ -4,10 +4,10 @@ Hand it to any Azure SDK client (``BlobServiceClient(url, credential=...)``, ``a
 Google Cloud: it exchanges a Google ID token for Entra access tokens, with no Azure secret. Tokens
 come from the one token provider (``_internal.entra.provider``: memory, the on-disk cache shared
 with ``azfed-helper token``, then Entra, one exchange per token however many callers wait). The
-constructor is declared once, in ``_CredentialBase``, for this class and its async
-twin in ``aio.py``; the classes only adapt the provider to azure-core's types and exceptions.
-azure-core is imported when a credential is built, never by ``import azfed_helper``, and stays an
-optional extra (``azfed-helper[azure]``).
+constructor is declared once, in ``_CredentialBase``, for this class and its async twin in
+``aio.py``; the classes only adapt the provider to azure-core's types and exceptions. azure-core
+is imported when a credential is built, never by ``import azfed_helper``, and stays an optional
+extra (``azfed-helper[azure]``).
 """
 
 from __future__ import annotations

@@ -222,6 +222,26 @@ def test_async_failure_reaches_every_coroutine(settings: Settings, emulator: Any
     assert emulator.counts["entra.token"] == 1
 
 
+def test_a_link_planted_at_a_tokens_lock_is_never_followed(
+    settings: Settings, emulator: Any, tmp_path: Path
+) -> None:
+    from azfed_helper._internal.errors import UsageError
+
+    provider = TokenProvider(settings)
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    host, tenant, client_id, scopes = provider.key([A])
+    lock = Path(cache.key_locked(str(directory), (host, tenant, client_id, *scopes)).path)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    lock.symlink_to(victim)
+    with pytest.raises(UsageError, match="symbolic link"):
+        provider.get([A])
+    assert victim.read_text() == "precious"
+    assert emulator.counts["entra.token"] == 0
+    assert provider.get([B]).token  # another token has a lock of its own
+
+
 # -- across processes ---------------------------------------------------------------------
 
 CHILD = """

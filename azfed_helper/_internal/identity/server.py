@@ -2,7 +2,7 @@
 
 Every Azure SDK and az find a managed identity through two variables (App Service convention):
 ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``. This server answers that protocol on loopback with
-tokens from the token provider (:mod:`..entra.provider`), so unmodified tools work on Google Cloud.
+tokens from the token provider (``entra.provider``), so unmodified tools work on Google Cloud.
 Optionally it also answers the VM metadata (IMDS) shape that Terraform's ``ARM_MSI_ENDPOINT``
 speaks. Clients ignore the HTTP status and show an error body's message verbatim, so every
 failure is a JSON body with a short actionable message; 5xx only for transient failures (MSAL
