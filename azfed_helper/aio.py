@@ -1,9 +1,10 @@
 """The async ``GoogleFederatedCredential``, for ``azure.core.credentials_async`` clients.
 
 Same arguments and behaviour as :class:`azfed_helper.credential.GoogleFederatedCredential` (the
-layout azure-identity uses: ``azure.identity.aio``). MSAL is synchronous, so the exchange runs in a
-worker thread behind an ``asyncio.Lock``: concurrent coroutines wait for one exchange instead of
-starting several, and the event loop is never blocked by network or file locks.
+layout azure-identity uses: ``azure.identity.aio``), from the same token provider. MSAL is
+synchronous, so a token not in memory is acquired in a worker thread of its own while the event
+loop goes on: concurrent coroutines asking for one token await one exchange, and coroutines asking
+for another token do not wait for it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._internal.errors import AzfedError
-from .credential import CredentialCore, authentication_error, build_core, require_azure_core
+from .credential import _CredentialBase, authentication_error
 
 try:  # at module level, so that typing.get_type_hints resolves the public signatures
     from azure.core.credentials import AccessToken as CoreAccessToken
@@ -27,37 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["GoogleFederatedCredential"]
 
 
-class GoogleFederatedCredential:
+class GoogleFederatedCredential(_CredentialBase):
     """Azure access tokens from a Google ID token; azure-core's ``AsyncTokenCredential``."""
-
-    def __init__(
-        self,
-        tenant_id: str | None = None,
-        client_id: str | None = None,
-        *,
-        authority_host: str | None = None,
-        token_file: str | None = None,
-        audience: str | None = None,
-        credentials: str | None = None,
-        impersonate: str | None = None,
-        cache_dir: str | None = None,
-        persistent_cache: bool = True,
-        connection_verify: bool | str | None = None,
-    ) -> None:
-        require_azure_core()
-        self._core: CredentialCore = build_core(
-            tenant_id,
-            client_id,
-            authority_host=authority_host,
-            token_file=token_file,
-            audience=audience,
-            credentials=credentials,
-            impersonate=impersonate,
-            cache_dir=cache_dir,
-            persistent_cache=persistent_cache,
-            connection_verify=connection_verify,
-        )
-        self._lock = asyncio.Lock()
 
     async def get_token(
         self,
@@ -80,18 +52,16 @@ class GoogleFederatedCredential:
     async def _acquire(
         self, scopes: tuple[str, ...], tenant_id: str | None, claims: str | None
     ) -> AccessToken:
-        if claims is None:
-            token = self._core.cached(scopes, tenant_id)
+        try:
+            token = self._provider.cached(scopes, tenant_id) if claims is None else None
             if token is not None:
-                return token  # the common case: no thread, no lock
-        async with self._lock:
-            try:
-                return await asyncio.to_thread(self._core.acquire, scopes, tenant_id, claims)
-            except AzfedError as exc:
-                raise authentication_error(exc) from exc
+                return token  # the common case: no thread, no waiting
+            return await asyncio.wrap_future(self._provider.submit(scopes, tenant_id, claims))
+        except AzfedError as exc:
+            raise authentication_error(exc) from exc
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._core.close)
+        await asyncio.to_thread(self._provider.close)
 
     async def __aenter__(self) -> GoogleFederatedCredential:
         return self

@@ -1,21 +1,21 @@
 """``GoogleFederatedCredential``: an azure-core ``TokenCredential`` backed by a Google ID token.
 
 Hand it to any Azure SDK client (``BlobServiceClient(url, credential=...)``, ``azure-mgmt-*``) on
-Google Cloud: it exchanges a Google ID token for Entra access tokens, with no Azure secret. The
-decisions live in :class:`CredentialCore`, shared with the async twin in ``aio.py``; the classes
-here only adapt it to azure-core's types and exceptions. azure-core is imported when a credential is
-built, never by ``import azfed_helper``, and stays an optional extra (``azfed-helper[azure]``).
+Google Cloud: it exchanges a Google ID token for Entra access tokens, with no Azure secret. Tokens
+come from the one token provider (``_internal.entra.provider``: memory, the on-disk cache shared
+with ``azfed-helper token``, then Entra, one exchange per token however many callers wait). The
+constructor is declared once, in ``_CredentialBase``, for this class and its async twin in
+``aio.py``; the classes only adapt the provider to azure-core's types and exceptions. azure-core
+is imported when a credential is built, never by ``import azfed_helper``, and stays an optional
+extra (``azfed-helper[azure]``).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._internal import config
-from ._internal.entra.cache import MIN_REMAINING, AccessToken
 from ._internal.errors import AzfedError, UsageError
 
 try:  # at module level, so that typing.get_type_hints resolves the public signatures
@@ -25,8 +25,12 @@ except ImportError:  # the optional extra is missing: constructing a credential 
     pass
 
 if TYPE_CHECKING:
-    from ._internal.config import Settings
-    from ._internal.entra.exchange import Exchange
+    from ._internal.entra.cache import AccessToken
+    from ._internal.entra.provider import TokenProvider
+
+# Constructor arguments that shape the credential itself; every other one is the setting of the
+# same name, resolved as the command line resolves that flag.
+_OWN_ARGUMENTS = ("persistent_cache", "connection_verify")
 
 
 def require_azure_core() -> None:
@@ -46,101 +50,25 @@ def authentication_error(exc: AzfedError) -> Exception:
     return ClientAuthenticationError(message=str(exc))
 
 
-class CredentialCore:
-    """Settings, the per-tenant exchanges and an in-memory token cache; thread-safe.
+def provider_for(arguments: dict[str, Any]) -> TokenProvider:
+    """The token provider for a credential's constructor arguments: settings resolved exactly as
+    the CLI resolves them (arguments in the place of flags, then the environment and the config
+    file); configuration mistakes are raised as ValueError, as azure-identity does."""
+    from ._internal.entra.provider import TokenProvider
 
-    Tokens are reused until MSAL would stop using them (5 minutes before expiry); ``expires_on``
-    is an absolute time computed from Entra's ``expires_in`` duration.
-    """
-
-    def __init__(
-        self, settings: Settings, *, persistent_cache: bool, connection_verify: bool | str | None
-    ) -> None:
-        self.settings = settings
-        self.tenant_id, self.client_id = self.settings.require_app()
-        self.persistent = persistent_cache
-        self.verify = connection_verify
-        self._lock = threading.Lock()
-        self._exchanges: dict[str, Exchange] = {}
-        self._tokens: dict[tuple[str, tuple[str, ...]], AccessToken] = {}
-
-    def cached(self, scopes: tuple[str, ...], tenant_id: str | None) -> AccessToken | None:
-        token = self._tokens.get(self._key(scopes, tenant_id))
-        if token is not None and token.expires_on - time.time() >= MIN_REMAINING:
-            return token
-        return None
-
-    def acquire(
-        self, scopes: tuple[str, ...], tenant_id: str | None, claims: str | None
-    ) -> AccessToken:
-        """The token for ``scopes``: memory, then the exchange (disk cache, then Entra)."""
-        if not scopes:
-            raise UsageError("get_token needs at least one scope")
-        if claims is None:
-            token = self.cached(scopes, tenant_id)
-            if token is not None:
-                return token
-        token = self._exchange(tenant_id).acquire(scopes, claims)
-        self._tokens[self._key(scopes, tenant_id)] = token
-        return token
-
-    def close(self) -> None:
-        with self._lock:
-            for exchange in self._exchanges.values():
-                exchange.close()
-            self._exchanges.clear()
-
-    def _key(self, scopes: tuple[str, ...], tenant_id: str | None) -> tuple[str, tuple[str, ...]]:
-        return (tenant_id or self.tenant_id, tuple(sorted(scopes)))
-
-    def _exchange(self, tenant_id: str | None) -> Exchange:
-        """One exchange per tenant: a multi-tenant app may ask for another tenant's token."""
-        from ._internal.entra.exchange import Exchange
-
-        tenant = tenant_id or self.tenant_id
-        with self._lock:
-            if tenant not in self._exchanges:
-                settings = self.settings
-                if tenant != self.tenant_id:
-                    settings = settings.replace(tenant_id=tenant)
-                self._exchanges[tenant] = Exchange(
-                    settings, persistent=self.persistent, verify=self.verify
-                )
-            return self._exchanges[tenant]
-
-
-def build_core(
-    tenant_id: str | None,
-    client_id: str | None,
-    *,
-    persistent_cache: bool,
-    connection_verify: bool | str | None,
-    **setting_options: str | None,
-) -> CredentialCore:
-    """The core, resolving the settings exactly as the CLI does (arguments in the place of flags);
-    configuration mistakes are raised as ValueError, as azure-identity does."""
-    flags = SimpleNamespace(tenant_id=tenant_id, client_id=client_id, **setting_options)
+    settings = {name: value for name, value in arguments.items() if name not in _OWN_ARGUMENTS}
     try:
-        return CredentialCore(
-            config.resolve(flags),
-            persistent_cache=persistent_cache,
-            connection_verify=connection_verify,
+        return TokenProvider(
+            config.resolve(SimpleNamespace(**settings)),
+            persistent=bool(arguments["persistent_cache"]),
+            verify=arguments["connection_verify"],
         )
     except UsageError as exc:
         raise ValueError(str(exc)) from exc
 
 
-class GoogleFederatedCredential:
-    """Azure access tokens from a Google ID token; implements azure-core's ``TokenCredential``.
-
-    Every argument defaults from the environment the CLI reads: ``AZURE_TENANT_ID``,
-    ``AZURE_CLIENT_ID``, ``AZURE_AUTHORITY_HOST``, ``AZURE_FEDERATED_TOKEN_FILE`` (the ID token is
-    read from, and refreshed in, that file when set; otherwise fetched from Google and kept in
-    memory), ``AZFED_AUDIENCE``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZFED_IMPERSONATE``,
-    ``AZFED_CACHE_DIR``. Tokens are shared with ``azfed-helper token`` through the on-disk cache
-    unless ``persistent_cache=False``. ``connection_verify`` is a CA bundle path (or False) for
-    Entra, as in azure-identity.
-    """
+class _CredentialBase:
+    """The constructor both credentials share: one signature, one place to add an argument."""
 
     def __init__(
         self,
@@ -156,19 +84,26 @@ class GoogleFederatedCredential:
         persistent_cache: bool = True,
         connection_verify: bool | str | None = None,
     ) -> None:
+        """Every argument defaults from the environment the CLI reads: ``AZURE_TENANT_ID``,
+        ``AZURE_CLIENT_ID``, ``AZURE_AUTHORITY_HOST``, ``AZURE_FEDERATED_TOKEN_FILE`` (the ID
+        token is read from, and refreshed in, that file when set; otherwise fetched from Google
+        and kept in memory), ``AZFED_AUDIENCE``, ``GOOGLE_APPLICATION_CREDENTIALS``,
+        ``AZFED_IMPERSONATE``, ``AZFED_CACHE_DIR``. Tokens are shared with ``azfed-helper token``
+        through the on-disk cache unless ``persistent_cache=False``. ``connection_verify`` is a CA
+        bundle path (or False) for Entra, as in azure-identity.
+        """
+        arguments = dict(locals())  # first, so it holds exactly the parameters
+        del arguments["self"]
         require_azure_core()
-        self._core = build_core(
-            tenant_id,
-            client_id,
-            authority_host=authority_host,
-            token_file=token_file,
-            audience=audience,
-            credentials=credentials,
-            impersonate=impersonate,
-            cache_dir=cache_dir,
-            persistent_cache=persistent_cache,
-            connection_verify=connection_verify,
-        )
+        self._provider = provider_for(arguments)
+
+
+class GoogleFederatedCredential(_CredentialBase):
+    """Azure access tokens from a Google ID token; implements azure-core's ``TokenCredential``.
+
+    Thread-safe: concurrent requests for one token make one exchange, and a slow exchange for
+    one scope never holds up another's.
+    """
 
     def get_token(
         self,
@@ -192,12 +127,12 @@ class GoogleFederatedCredential:
         self, scopes: tuple[str, ...], tenant_id: str | None, claims: str | None
     ) -> AccessToken:
         try:
-            return self._core.acquire(scopes, tenant_id, claims)
+            return self._provider.get(scopes, tenant_id, claims)
         except AzfedError as exc:
             raise authentication_error(exc) from exc
 
     def close(self) -> None:
-        self._core.close()
+        self._provider.close()
 
     def __enter__(self) -> GoogleFederatedCredential:
         return self

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +125,11 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait for an event another thread or process causes; the timeout only bounds a failure."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)

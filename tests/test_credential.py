@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +132,23 @@ def test_another_tenant_gets_its_own_exchange(emulator: Any, configured: Path) -
         credential.get_token(SCOPE, tenant_id="00000000-0000-0000-0000-00000000beef")
     assert isinstance(info.value.__cause__, EntraError)
     assert info.value.__cause__.code == 90002
+
+
+def test_threads_share_one_exchange(emulator: Any, configured: Path) -> None:
+    credential = azfed_helper.GoogleFederatedCredential()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        tokens = list(pool.map(lambda _: credential.get_token(SCOPE).token, range(8)))
+    assert len(set(tokens)) == 1
+    assert emulator.counts["entra.token"] == 1
+
+
+def test_both_credentials_have_one_signature_of_settings() -> None:
+    """Declared once for both; every argument but the credential's own is a setting, resolved
+    as its flag would be."""
+    from azfed_helper._internal.options import SETTINGS
+
+    sync = inspect.signature(azfed_helper.GoogleFederatedCredential)
+    assert inspect.signature(aio.GoogleFederatedCredential) == sync
+    own = {"persistent_cache", "connection_verify"}
+    assert set(sync.parameters) - own <= {option.dest for option in SETTINGS}
+    assert own <= set(sync.parameters)

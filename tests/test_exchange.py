@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from azfed_helper._internal.config import Settings, resolve
-from azfed_helper._internal.entra import cache
-from azfed_helper._internal.entra import exchange as exchange_module
+from azfed_helper._internal.entra import cache, httpcache
 from azfed_helper._internal.entra.aadsts import EntraError
 from azfed_helper._internal.entra.exchange import Exchange
+from azfed_helper._internal.entra.provider import TokenProvider
 from azfed_helper._internal.errors import ExchangeError, SourceError, UsageError
 from azfed_helper.emulator import FederatedCredential
 
@@ -51,7 +51,7 @@ def no_sleep(seconds: float) -> None:
 def test_exchange_caches_on_disk_and_a_warm_run_makes_no_request(
     emulator: Any, token_file: Path
 ) -> None:
-    first = Exchange(settings()).acquire(SCOPES)
+    first = TokenProvider(settings()).get(SCOPES)
     assert first.expires_on > time.time() + 3000
     assert token_file.exists()  # the assertion came through the token file
     counts = dict(emulator.counts)
@@ -60,15 +60,15 @@ def test_exchange_caches_on_disk_and_a_warm_run_makes_no_request(
         1,
         1,
     )
-    again = Exchange(settings()).acquire(SCOPES)
+    again = TokenProvider(settings()).get(SCOPES)  # another process: the file, no request
     assert again.token == first.token
     assert emulator.counts["entra.token"] == 1
 
 
 def test_warm_run_reuses_persisted_discovery(emulator: Any, token_file: Path) -> None:
     emulator.access_token_lifetime = 120  # < 5 minutes: MSAL never reuses it
-    Exchange(settings()).acquire(SCOPES)
-    Exchange(settings()).acquire(SCOPES)
+    TokenProvider(settings()).get(SCOPES)
+    TokenProvider(settings()).get(SCOPES)
     assert emulator.counts["entra.token"] == 2
     assert emulator.counts["entra.discovery"] == 1
     records = json.loads((Path(cache.cache_dir(settings())) / cache.HTTP_CACHE).read_text())
@@ -76,7 +76,7 @@ def test_warm_run_reuses_persisted_discovery(emulator: Any, token_file: Path) ->
 
 
 def test_in_memory_exchange_without_token_file(emulator: Any, emulator_env: dict[str, str]) -> None:
-    exchange = Exchange(settings(), persistent=False)
+    exchange = Exchange(settings())
     first = exchange.acquire(SCOPES)
     assert exchange.acquire(SCOPES).token == first.token
     assert emulator.counts["entra.token"] == 1
@@ -188,7 +188,7 @@ def test_corrupt_cache_is_set_aside_and_rebuilt(
     directory = Path(cache.cache_dir(settings()))
     directory.mkdir(mode=0o700)
     (directory / cache.TOKEN_CACHE).write_text('{"AccessToken": {')
-    token = Exchange(settings()).acquire(SCOPES)
+    token = TokenProvider(settings()).get(SCOPES)
     assert token.token
     aside = list(directory.glob(cache.TOKEN_CACHE + ".corrupt-*"))
     assert len(aside) == 1
@@ -212,7 +212,6 @@ def test_a_google_failure_is_the_sources_reported_once(
     delays: list[float] = []
     exchange = Exchange(
         settings(credentials=str(key), impersonate=TARGET, iam_endpoint=f"http://{closed}"),
-        persistent=False,
         sleep=delays.append,
     )
     with pytest.raises(SourceError) as info:
@@ -236,7 +235,7 @@ def test_an_unexpected_assertion_failure_is_wrapped_once(
         raise RuntimeError("disk on fire")
 
     delays: list[float] = []
-    exchange = Exchange(settings(), broken, persistent=False, sleep=delays.append)
+    exchange = Exchange(settings(), broken, sleep=delays.append)
     with pytest.raises(SourceError) as info:
         exchange.acquire(SCOPES)
     assert "cannot get the Google ID token to present to Entra: RuntimeError: disk on fire" in str(
@@ -254,7 +253,7 @@ def test_a_missing_ca_bundle_is_named(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.setenv(variable, str(gone))
     with pytest.raises(UsageError) as info:
-        Exchange(settings(), sleep=no_sleep).acquire(SCOPES)
+        TokenProvider(settings(), sleep=no_sleep).get(SCOPES)
     assert str(info.value).startswith(
         f"{variable} names the CA bundle {gone}, which does not exist"
     )
@@ -337,7 +336,7 @@ def test_a_planted_discovery_answer_never_receives_the_assertion(
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
         monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
         emulator.access_token_lifetime = 120  # never reused: the next run goes to the network
-        Exchange(settings()).acquire(SCOPES)
+        TokenProvider(settings()).get(SCOPES)
         http_cache = Path(cache.cache_dir(settings())) / cache.HTTP_CACHE
         genuine = http_cache.read_text()
         planted = genuine.replace(
@@ -347,7 +346,7 @@ def test_a_planted_discovery_answer_never_receives_the_assertion(
         assert records[0]["key"].startswith(f"GET {attacker.authority_host}/")
         records[0]["key"] = json.loads(genuine)[0]["key"]  # the genuine URL, the attacker's answer
         http_cache.write_text(json.dumps(records))
-        token = Exchange(settings()).acquire(SCOPES)
+        token = TokenProvider(settings()).get(SCOPES)
         assert token.token
         assert attacker.counts["entra.token"] == 0
     assert emulator.counts["entra.discovery"] == 2  # fetched afresh
@@ -400,7 +399,7 @@ HOST = "https://login.example.com"
 def test_persisted_discovery_is_used_only_when_it_points_at_the_authority(
     record: dict[str, object], trusted: bool
 ) -> None:
-    restored = exchange_module._restore([record], HOST)
+    restored = httpcache.restore([record], HOST)
     assert (record["key"] in restored) is trusted
 
 
@@ -414,6 +413,6 @@ def test_a_moved_msal_class_costs_the_optimisation_not_the_exchange(
         sys.modules, "msal.throttled_http_client", types.ModuleType("msal.throttled_http_client")
     )
     emulator.access_token_lifetime = 120
-    Exchange(settings()).acquire(SCOPES)
-    assert Exchange(settings()).acquire(SCOPES).token
+    TokenProvider(settings()).get(SCOPES)
+    assert TokenProvider(settings()).get(SCOPES).token
     assert (emulator.counts["entra.discovery"], emulator.counts["entra.token"]) == (2, 2)

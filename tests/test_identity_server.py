@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,15 @@ import pytest
 from azfed_helper._internal import httpserve, logs
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.entra.assertion import AssertionSource
-from azfed_helper._internal.entra.exchange import Exchange
+from azfed_helper._internal.entra.provider import TokenProvider
 from azfed_helper._internal.identity.server import (
     IMDS_PATH,
     IdentityServer,
     RequestError,
     scope_for,
 )
+
+from .conftest import wait_until
 
 SECRET = "s3cret-for-tests"
 ARM = "https://management.core.windows.net/"
@@ -57,8 +59,8 @@ def settings(emulator_env: dict[str, str], tmp_path: Path, monkeypatch: Any) -> 
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[IdentityServer]:
-    exchange = Exchange(settings, sleep=no_sleep)
-    with IdentityServer(settings, SECRET, port=0, exchange=exchange) as running:
+    provider = TokenProvider(settings, sleep=no_sleep)
+    with IdentityServer(settings, SECRET, port=0, provider=provider) as running:
         yield running
 
 
@@ -223,8 +225,8 @@ def test_slow_exchange_does_not_block_another_resources_cache_hit(
             release.wait(20)
         return source()
 
-    exchange = Exchange(settings, assertion=assertion, sleep=no_sleep)
-    with IdentityServer(settings, SECRET, port=0, exchange=exchange) as server:
+    provider = TokenProvider(settings, assertion=assertion, sleep=no_sleep)
+    with IdentityServer(settings, SECRET, port=0, provider=provider) as server:
         assert token_for(server, "https://vault.azure.net")[0] == 200
         slow = True
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -349,10 +351,10 @@ def test_all_slots_answering_gives_a_json_503(settings: Settings, emulator: Any)
         release.wait(30)
         return source()
 
-    exchange = Exchange(settings, assertion=slow_assertion, sleep=no_sleep)
+    provider = TokenProvider(settings, assertion=slow_assertion, sleep=no_sleep)
     limits = httpserve.Limits(max_connections=1)
     with (
-        IdentityServer(settings, SECRET, port=0, exchange=exchange, limits=limits) as server,
+        IdentityServer(settings, SECRET, port=0, provider=provider, limits=limits) as server,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         pending = pool.submit(token_for, server, ARM)
@@ -386,8 +388,8 @@ def test_client_gone_before_the_answer_is_one_log_line(
         release.wait(30)
         return source()
 
-    exchange = Exchange(settings, assertion=slow_assertion, sleep=no_sleep)
-    with IdentityServer(settings, SECRET, port=0, exchange=exchange) as server:
+    provider = TokenProvider(settings, assertion=slow_assertion, sleep=no_sleep)
+    with IdentityServer(settings, SECRET, port=0, provider=provider) as server:
         client = socket.create_connection(server.address, timeout=10)
         client.sendall(
             f"GET /msi/token?resource={ARM} HTTP/1.0\r\nHost: 127.0.0.1\r\n"
@@ -404,13 +406,6 @@ def test_client_gone_before_the_answer_is_one_log_line(
     assert "traceback" not in lost[0]
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_malformed_requests_get_json_errors_too(server: IdentityServer) -> None:

@@ -29,7 +29,7 @@ from azfed_helper._internal import idtoken, tokenfile
 from azfed_helper._internal.config import resolve
 from azfed_helper._internal.doctor import Doctor
 from azfed_helper._internal.entra import cache
-from azfed_helper._internal.entra.exchange import Exchange
+from azfed_helper._internal.entra.provider import TokenProvider
 from azfed_helper._internal.errors import UsageError
 
 from .conftest import REPO, cli_env, make_jwt, run_cli
@@ -110,14 +110,14 @@ def test_planted_token_cache_is_refused_on_the_fast_and_locked_paths(
     assert f"owner {pwd.getpwuid(info.st_uid).pw_name} (uid {info.st_uid})" in message
     assert hint.startswith("  hint: ") and "--cache-dir" in hint
     assert (f"chmod 700 {cache_dir}" in hint) == (how.startswith("directory") and not root_only)
-    # The locked path (what the credential and serve use) refuses too, under the lock.
+    # The token provider (what the credential and serve use) refuses too.
     settings = resolve(argparse.Namespace(cache_dir=str(cache_dir)), env)
-    exchange = Exchange(settings)
+    provider = TokenProvider(settings)
     try:
         with pytest.raises(UsageError, match="refusing to trust what it holds"):
-            exchange.acquire([SCOPE])
+            provider.get([SCOPE])
     finally:
-        exchange.close()
+        provider.close()
     assert planted.read_bytes() == before
     assert emulator.counts["entra.token"] == 0
 

@@ -23,6 +23,8 @@ def _public_callables() -> Iterator[tuple[str, Callable[..., object]]]:
             value = getattr(module, name)
             if inspect.isclass(value):
                 yield f"{module.__name__}.{name}", value
+                if "__init__" not in vars(value) and inspect.isfunction(value.__init__):
+                    yield f"{module.__name__}.{name}.__init__ (inherited)", value.__init__
                 for attribute, member in vars(value).items():
                     if callable(member) and (
                         not attribute.startswith("_")

@@ -115,23 +115,45 @@ def test_noop_write_imports_nothing_heavy(env: dict[str, str], tmp_path: Path) -
     assert heavy == [""]
 
 
-def test_thundering_herd_makes_one_exchange(emulator: Any, env: dict[str, str]) -> None:
+def herd(env: dict[str, str], *requests: tuple[str, ...]) -> list[str]:
+    """Start one ``token`` process per request at once; their outputs, once all have ended."""
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "azfed_helper", "token", *RESOURCE],
+            [sys.executable, "-m", "azfed_helper", "token", *request],
             env=cli_env(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(16)
+        for request in requests
     ]
     outputs = [child.communicate(timeout=90) for child in children]
-    assert [child.returncode for child in children] == [0] * 16, outputs[0][1]
-    assert len({out for out, _ in outputs}) == 1
+    assert [child.returncode for child in children] == [0] * len(children), outputs[0][1]
+    return [out for out, _ in outputs]
+
+
+def test_thundering_herd_makes_one_exchange(emulator: Any, env: dict[str, str]) -> None:
+    outputs = herd(env, *[RESOURCE] * 16)
+    assert len(set(outputs)) == 1
     assert emulator.counts["entra.token"] == 1
     assert emulator.counts["metadata.identity"] == 1
     assert emulator.counts["entra.discovery"] == 1
+
+
+def test_a_herd_for_two_tokens_makes_one_exchange_each_and_keeps_both(
+    emulator: Any, env: dict[str, str]
+) -> None:
+    """Each token has its own lock: one request per token, and neither writer loses the other's."""
+    storage = ("--scope", "https://storage.azure.com/.default")
+    outputs = herd(env, *[RESOURCE, storage] * 8)
+    assert len(set(outputs[0::2])) == 1 and len(set(outputs[1::2])) == 1
+    assert outputs[0] != outputs[1]
+    assert emulator.counts["entra.token"] == 2
+    cached = json.loads((Path(env["AZFED_CACHE_DIR"]) / "msal_token_cache.json").read_text())
+    assert sorted(entry["target"] for entry in cached["AccessToken"].values()) == [
+        "https://management.azure.com/.default",
+        "https://storage.azure.com/.default",
+    ]
 
 
 def test_corrupted_cache_file_is_rebuilt(emulator: Any, env: dict[str, str]) -> None:

@@ -171,7 +171,7 @@ class Doctor:
         from .entra.exchange import Exchange
 
         raw = self.token.raw
-        exchange = Exchange(self.settings, lambda: raw, persistent=False)
+        exchange = Exchange(self.settings, lambda: raw)
         try:
             access = exchange.acquire(self.scopes)
         finally:

@@ -83,7 +83,7 @@ def validate(settings: Settings, cloud: Cloud, token: IdToken) -> None:
     from ..entra.exchange import Exchange
 
     against = settings.replace(authority_host=cloud.authority)
-    exchange = Exchange(against, _Presented(token), persistent=False)
+    exchange = Exchange(against, _Presented(token))
     try:
         exchange.acquire([cloud.resource + "/.default"])
     finally:

@@ -1,32 +1,28 @@
 """``azfed-helper token``: print an Azure access token obtained with the Google ID token.
 
 A cache hit is answered by fastpath.py without argparse or MSAL; this module is the full path
-(argparse, then the cache again, then the exchange under the cache lock).
+(argparse, then the token provider: the cache again, then one exchange per token across processes).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
 
 from .. import formats
 from ..config import Settings, resolve
-from ..entra import cache
+from ..entra.cache import AccessToken
 
 
-def access_token(settings: Settings) -> cache.AccessToken:
+def access_token(settings: Settings) -> AccessToken:
     """From the on-disk cache when MSAL would use it, else through the exchange."""
-    hit = cache.lookup(settings, time.time())
-    if hit is not None:
-        return hit
-    from ..entra.exchange import Exchange
+    from ..entra.provider import TokenProvider
 
-    exchange = Exchange(settings)
+    provider = TokenProvider(settings)
     try:
-        return exchange.acquire(settings.require_scopes())
+        return provider.get(settings.require_scopes())
     finally:
-        exchange.close()
+        provider.close()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 import time
 
 from .. import TYPE_CHECKING, idtoken, tokenfile
@@ -42,6 +43,7 @@ class AssertionSource:
         self.fetch = fetch
         self.last: IdToken | None = None
         self._memory: IdToken | None = None
+        self._fetching = threading.Lock()
 
     def __call__(self) -> str:
         token = self._from_file() if self.settings.token_file else self._from_source()
@@ -77,21 +79,23 @@ class AssertionSource:
             return usable
 
     def _from_source(self) -> IdToken:
-        """A token straight from the Google source, reused until the refresh margin."""
-        now = self.clock()
-        cached = self._memory
-        if cached is not None and cached.remaining(now) > self.settings.refresh_margin:
-            return cached
-        if self.fetch is not None:
-            raw = self.fetch(self.settings)
-        else:
-            from ..sources import google as google_source
+        """A token straight from the Google source, reused until the refresh margin; exchanges
+        for several scopes at once wait for one fetch (the file's lock does that for a file)."""
+        with self._fetching:
+            now = self.clock()
+            cached = self._memory
+            if cached is not None and cached.remaining(now) > self.settings.refresh_margin:
+                return cached
+            if self.fetch is not None:
+                raw = self.fetch(self.settings)
+            else:
+                from ..sources import google as google_source
 
-            raw = google_source.fetch(self.settings)
-        # As in sync_once: the source's freshest token is taken whatever its remaining life.
-        token = idtoken.validate(idtoken.decode(raw), self.settings.audience, self.clock())
-        self._memory = token
-        return token
+                raw = google_source.fetch(self.settings)
+            # As in sync_once: the source's freshest token is taken whatever its remaining life.
+            token = idtoken.validate(idtoken.decode(raw), self.settings.audience, self.clock())
+            self._memory = token
+            return token
 
 
 def keeping_readers(settings: Settings, path: str) -> Settings:

@@ -2,9 +2,11 @@
 
 The cache file is MSAL's own ``SerializableTokenCache`` JSON, so MSAL stays the authority on what
 it holds; this module only *reads* it without MSAL to answer a cache hit (the ``token`` fast path:
-standard library only, no lock), applying MSAL's own matching rule. Every update happens under one
-``filelock`` lock held across load → acquire → write, written atomically and only when changed.
-A file that cannot be parsed is set aside and rebuilt, never fatal.
+standard library only, no lock), applying MSAL's own matching rule. Two kinds of ``filelock`` lock
+guard updates (see ``provider`` and ``store``): one per token, held across that token's exchange
+so that processes wanting the same token make one request, and the cache lock, held only while
+the files are read or merged and replaced (atomically, and only when changed). A file that cannot
+be parsed is set aside and rebuilt, never fatal.
 
 What the cache holds is trusted only if nobody else could have put it there: the directory and
 every file read from it must be the effective user's and writable by nobody else, or the command
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 TOKEN_CACHE = "msal_token_cache.json"  # noqa: S105 (a file name)
 HTTP_CACHE = "msal_http_cache.json"
 LOCK_FILE = ".cache.lock"
+KEY_LOCK_PREFIX = ".token-"
 # MSAL counts an access token with less than 5 minutes left as expired; so do we.
 MIN_REMAINING = 300
 _MAX_BYTES = 4 * 1024 * 1024
@@ -194,8 +197,23 @@ def usable_dir(directory: str) -> bool:
 
 
 def locked(directory: str, timeout: float = 120) -> ProcessLock:
-    """The cache lock, held across load → acquire → write."""
+    """The cache lock, held while the cache files are read, or merged and replaced; never across
+    the network."""
     return ProcessLock(os.path.join(directory, LOCK_FILE), timeout, "the token cache lock")
+
+
+def key_locked(directory: str, key: Sequence[str], timeout: float = 120) -> ProcessLock:
+    """The lock of one token (``key`` names it: authority, tenant, client, scopes), held across
+    its exchange: processes wanting that token wait for one request, others are not held up.
+
+    One small file per token ever requested (``.token-<hash>.lock``); never removed, since
+    removing a lock file another process may be waiting on would let two holders in.
+    """
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(key).encode("utf-8")).hexdigest()[:24]
+    path = os.path.join(directory, f"{KEY_LOCK_PREFIX}{digest}.lock")
+    return ProcessLock(path, timeout, "the lock of a token being acquired")
 
 
 def read_document(path: str, shape: Callable[[object], bool]) -> str | None:

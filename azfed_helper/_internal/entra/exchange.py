@@ -1,15 +1,14 @@
 """Google ID token → Azure access token, through MSAL's confidential client.
 
-The only module that imports msal and requests (inside functions). One :class:`Exchange` per app
-registration (tenant, client, authority host). With the persistent cache, each acquisition holds the
-cache lock across load → acquire → write-if-changed and first re-checks the file, so N processes
-racing on a cold cache make one request to Entra. MSAL's ``http_cache`` is persisted too, but only
-its successful discovery GETs: MSAL also keeps 5xx/429 answers (5 s) and 400s (60 s) there, and
-replaying another process's failure would be wrong. Every retry gets a fresh MSAL client whose
-``http_cache`` holds only those discovery entries, so a retried 5xx really goes back to Entra.
-Persisted entries are trusted only when they point at the configured authority host (see
-:func:`_restore`). A failure to get the Google assertion, which MSAL calls mid-request, is the
-source's failure: reported once, never retried as if Entra had failed.
+The only module that drives msal and requests (imported inside functions). One :class:`Exchange`
+per app registration (tenant, client, authority host); it holds no lock across the network, so
+acquisitions for different scopes run side by side. What MSAL reads and updates (its token cache
+and the discovery answers it may reuse) is a :class:`MsalState`: the exchange keeps one in memory,
+and ``provider`` hands it one loaded from the on-disk cache (``store``), with single flight per
+token in front of it. Every retry gets a fresh MSAL client whose ``http_cache`` holds only the
+persisted discovery answers (:mod:`httpcache`), so a retried 5xx really goes back to Entra. A
+failure to get the Google assertion, which MSAL calls mid-request, is the source's failure:
+reported once, never retried as if Entra had failed.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import net
 from ..errors import AzfedError, ExchangeError, SourceError, UsageError
-from . import aadsts, cache
+from . import aadsts, httpcache
 from .assertion import AssertionSource
 from .cache import AccessToken
 
@@ -32,21 +31,35 @@ if TYPE_CHECKING:
     import requests
 
     from ..config import Settings
+    from ..idtoken import IdToken
 
 ATTEMPTS = 4
 BACKOFF = 0.5  # seconds before the 2nd attempt, doubled after each further one
-_INDEX = "_index_"  # where MSAL's ExpiringMapping keeps (heap, {key: [expires_at, created_at]})
+
+
+class MsalState:
+    """What one acquisition lets MSAL read and update: its token cache (MSAL's serialized JSON)
+    and the discovery answers it may reuse (:mod:`httpcache` records)."""
+
+    def __init__(
+        self, token_text: str | None = None, http_records: list[dict[str, Any]] | None = None
+    ) -> None:
+        import msal
+
+        self.token_cache = msal.SerializableTokenCache()
+        if token_text is not None:
+            self.token_cache.deserialize(token_text)
+        self.http_records = list(http_records or [])
 
 
 class Exchange:
-    """Acquire access tokens for one app registration; thread-safe."""
+    """Acquire access tokens for one app registration; thread-safe, no lock across the network."""
 
     def __init__(
         self,
         settings: Settings,
         assertion: Callable[[], str] | None = None,
         *,
-        persistent: bool = True,
         verify: bool | str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         backoff: float = BACKOFF,
@@ -54,83 +67,40 @@ class Exchange:
         self.settings = settings
         self.tenant_id, self.client_id = settings.require_app()
         self.assertion = assertion or AssertionSource(settings)
-        self.persistent = persistent
-        self.directory = cache.cache_dir(settings) if persistent else ""
         self.verify = verify
         self.sleep = sleep
         self.backoff = backoff
-        self._lock = threading.Lock()
-        self._memory_cache: msal.SerializableTokenCache | None = None
-        self._http_records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()  # guards the two lazily made members below, nothing slow
+        self._memory: MsalState | None = None
         self._session: requests.Session | None = None
-        self._assertion_failure: Exception | None = None
 
     @property
     def authority(self) -> str:
         return f"{self.settings.authority_host.rstrip('/')}/{self.tenant_id}"
 
-    def acquire(self, scopes: Sequence[str], claims_challenge: str | None = None) -> AccessToken:
-        """A token for ``scopes``: from the cache when MSAL would use it, else from Entra."""
-        with self._lock:
-            if self.persistent and not cache.usable_dir(self.directory):
-                self.persistent = False  # warned once; this exchange keeps tokens in memory
-            if not self.persistent:
-                return self._acquire(list(scopes), claims_challenge, self._memory())
-            with cache.locked(self.directory):
-                if claims_challenge is None:
-                    hit = cache.find_access_token(
-                        self.directory,
-                        self.client_id,
-                        self.tenant_id,
-                        self.settings.authority_host,
-                        scopes,
-                        now=time.time(),
-                    )
-                    if hit is not None:  # another process did the work while we waited
-                        return hit
-                return self._acquire_persistent(list(scopes), claims_challenge)
+    def acquire(
+        self,
+        scopes: Sequence[str],
+        claims_challenge: str | None = None,
+        state: MsalState | None = None,
+    ) -> AccessToken:
+        """A token for ``scopes``: from ``state``'s token cache when MSAL would use it, else from
+        Entra, updating ``state``. Without ``state``, the exchange's own, kept in memory."""
+        if state is None:
+            with self._lock:
+                if self._memory is None:
+                    self._memory = MsalState()
+                state = self._memory
+        return self._acquire(list(scopes), claims_challenge, state)
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    # -- cache plumbing --------------------------------------------------------------------
-
-    def _memory(self) -> msal.SerializableTokenCache:
-        if self._memory_cache is None:
-            import msal
-
-            self._memory_cache = msal.SerializableTokenCache()
-        return self._memory_cache
-
-    def _acquire_persistent(self, scopes: list[str], claims_challenge: str | None) -> AccessToken:
-        import msal
-
-        token_path = f"{self.directory}/{cache.TOKEN_CACHE}"
-        http_path = f"{self.directory}/{cache.HTTP_CACHE}"
-        token_cache = msal.SerializableTokenCache()
-        text = cache.read_document(token_path, cache.msal_shaped)
-        if text is not None:
-            token_cache.deserialize(text)
-        http_text = cache.read_document(http_path, cache.list_shaped)
-        self._http_records = _records_from(http_text)
-        try:
-            return self._acquire(scopes, claims_challenge, token_cache)
-        finally:
-            if token_cache.has_state_changed:
-                cache.write_document(token_path, token_cache.serialize())
-            new_http_text = json.dumps(self._http_records, sort_keys=True)
-            if self._http_records and new_http_text != http_text:
-                cache.write_document(http_path, new_http_text)
-
-    # -- the exchange itself ---------------------------------------------------------------
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
 
     def _acquire(
-        self,
-        scopes: list[str],
-        claims_challenge: str | None,
-        token_cache: msal.SerializableTokenCache,
+        self, scopes: list[str], claims_challenge: str | None, state: MsalState
     ) -> AccessToken:
         """Bounded retries with backoff for network failures and 5xx; Entra's 4xx are final,
         and so is a failure to get the Google assertion (that is the source's error, not Entra's)."""
@@ -144,15 +114,15 @@ class Exchange:
                 problem = f"Entra at {self.settings.authority_host}: {self._reason(failure)}"
                 net.announce_retry(problem, delay, attempt + 1, ATTEMPTS)
                 self.sleep(delay)
-            http_cache = _restore(self._http_records, self.settings.authority_host)
+            http_cache = httpcache.restore(state.http_records, self.settings.authority_host)
             before = time.time()
-            self._assertion_failure = None
+            presented = _Presenter(self.assertion)
             try:
-                app = self._app(token_cache, http_cache)
+                app = self._app(state.token_cache, http_cache, presented)
                 result = app.acquire_token_for_client(scopes, claims_challenge=claims_challenge)
             except Exception as exc:
-                if self._assertion_failure is not None:
-                    error = _source_failure(self._assertion_failure)
+                if presented.failure is not None:
+                    error = _source_failure(presented.failure)
                     raise error from error.__cause__  # not chained to MSAL's frames
                 if not isinstance(
                     exc, (requests.RequestException, msal.exceptions.MsalServiceError)
@@ -162,22 +132,14 @@ class Exchange:
                     raise self._tls_error(exc) from exc
                 failure = exc
                 continue
-            self._http_records = _persistable(http_cache, before)
-            return self._result(result, before)
+            state.http_records = httpcache.persistable(http_cache, before)
+            return self._result(result, before, presented)
         raise ExchangeError(
             f"cannot get a token from Entra at {self.settings.authority_host} after {ATTEMPTS} "
             f"attempts: {self._reason(failure)}",
             "check network access to the authority host (proxy, firewall, DNS) and "
             "https://azure.status.microsoft for outages",
         ) from failure
-
-    def _present_assertion(self) -> str:
-        """What MSAL calls for the client assertion; remembers a failure, which MSAL passes on."""
-        try:
-            return self.assertion()
-        except Exception as exc:
-            self._assertion_failure = exc
-            raise
 
     def _reason(self, exc: BaseException | None) -> str:
         """Why an Entra request failed, in a few words."""
@@ -206,7 +168,10 @@ class Exchange:
         )
 
     def _app(
-        self, token_cache: msal.SerializableTokenCache, http_cache: dict[str, Any]
+        self,
+        token_cache: msal.SerializableTokenCache,
+        http_cache: dict[str, Any],
+        presented: _Presenter,
     ) -> msal.ConfidentialClientApplication:
         import msal
 
@@ -214,7 +179,7 @@ class Exchange:
             return msal.ConfidentialClientApplication(
                 self.client_id,
                 authority=self.authority,
-                client_credential={"client_assertion": self._present_assertion},
+                client_credential={"client_assertion": presented},
                 token_cache=token_cache,
                 http_cache=http_cache,
                 http_client=self._http_client(),
@@ -228,37 +193,59 @@ class Exchange:
     def _http_client(self) -> requests.Session:
         """One session with timeouts; ``verify`` per request, where REQUESTS_CA_BUNDLE cannot
         override it (psf/requests#3829) and proxies from the environment still apply."""
-        if self._session is None:
-            import requests
+        with self._lock:
+            if self._session is None:
+                self._session = self._new_session()
+            return self._session
 
-            timeout = self.settings.entra_timeout
-            verify = self.verify
+    def _new_session(self) -> requests.Session:
+        import requests
 
-            class Session(requests.Session):
-                def request(  # type: ignore[override]
-                    self, method: str, url: str, **kwargs: Any
-                ) -> requests.Response:
-                    kwargs.setdefault("timeout", (min(timeout, 10), timeout))
-                    if verify is not None:
-                        kwargs.setdefault("verify", verify)
-                    else:
-                        net.check_ca_bundle(url)
-                    return super().request(method, url, **kwargs)
+        timeout = self.settings.entra_timeout
+        verify = self.verify
 
-            self._session = Session()
-        return self._session
+        class Session(requests.Session):
+            def request(  # type: ignore[override]
+                self, method: str, url: str, **kwargs: Any
+            ) -> requests.Response:
+                kwargs.setdefault("timeout", (min(timeout, 10), timeout))
+                if verify is not None:
+                    kwargs.setdefault("verify", verify)
+                else:
+                    net.check_ca_bundle(url)
+                return super().request(method, url, **kwargs)
 
-    def _result(self, result: dict[str, Any], before: float) -> AccessToken:
+        return Session()
+
+    def _result(self, result: dict[str, Any], before: float, presented: _Presenter) -> AccessToken:
         if "access_token" in result:
             # expires_in is a duration; counting from before the request errs on the safe side.
             expires_on = int(before + int(result["expires_in"]))
             return AccessToken(
                 str(result["access_token"]), expires_on, str(result.get("token_type", "Bearer"))
             )
-        presented = getattr(self.assertion, "last", None)
-        claims = presented.claims if presented is not None else None
+        claims = presented.token.claims if presented.token is not None else None
         settings = self.settings
         raise aadsts.explain(result, claims, settings.audience, settings.origins.get("audience"))
+
+
+class _Presenter:
+    """What MSAL calls for the client assertion, once per attempt: remembers the token presented
+    (to explain a refusal next to it) and a failure, which MSAL passes on as its own."""
+
+    def __init__(self, source: Callable[[], str]) -> None:
+        self.source = source
+        self.token: IdToken | None = None
+        self.failure: Exception | None = None
+
+    def __call__(self) -> str:
+        try:
+            raw = self.source()
+        except Exception as exc:
+            self.failure = exc
+            raise
+        self.token = getattr(self.source, "last", None)
+        return raw
 
 
 def _source_failure(exc: Exception) -> AzfedError:
@@ -306,133 +293,3 @@ def _discovery_error(exc: ValueError, host: str, tenant: str) -> AzfedError:
         f"cannot use authority {host}/{tenant}: {text.splitlines()[0] if text else exc}",
         "check AZURE_AUTHORITY_HOST and AZURE_TENANT_ID",
     )
-
-
-# -- MSAL's http_cache, persisted as JSON (never pickle: the file would run code on load) ------
-
-
-def _records_from(text: str | None) -> list[dict[str, Any]]:
-    if not text:
-        return []
-    try:
-        records = json.loads(text)
-    except ValueError:
-        return []
-    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
-
-
-def _persistable(http_cache: dict[str, Any], now: float) -> list[dict[str, Any]]:
-    """The live, successful GETs (discovery documents) in an MSAL ``http_cache``, as records."""
-    try:
-        _heap, timestamps = http_cache.get(_INDEX, ([], {}))
-        records = []
-        for key, (expires_at, created_at) in sorted(timestamps.items()):
-            response = http_cache.get(key)
-            status = getattr(response, "status_code", 0)
-            if (
-                response is not None
-                and key.startswith("GET ")
-                and 200 <= status < 300
-                and expires_at > now
-            ):
-                records.append(
-                    {
-                        "key": key,
-                        "expires_at": int(expires_at),
-                        "created_at": int(created_at),
-                        "status_code": status,
-                        "text": response.text,
-                        "headers": dict(response.headers),
-                    }
-                )
-        return records
-    except (AttributeError, TypeError, ValueError):
-        return []  # MSAL changed its layout: lose the optimisation, not the exchange
-
-
-def _restore(records: list[dict[str, Any]], authority_host: str) -> dict[str, Any]:
-    """A fresh MSAL ``http_cache`` holding the given discovery records that are safe to trust.
-
-    A record is used only if its URL and every endpoint in its answer are https on the configured
-    authority host: the file may have been edited, and MSAL would send the client assertion (the
-    Google ID token) to whatever token endpoint it names. Others are dropped, so MSAL fetches
-    discovery afresh and the answer it gets replaces them in the file.
-    """
-    try:
-        from msal.throttled_http_client import NormalizedResponse
-    except ImportError:  # MSAL moved it: lose the optimisation, not the exchange
-        return {}
-
-    class _Raw:
-        def __init__(self, record: dict[str, Any]) -> None:
-            self.status_code = int(record["status_code"])
-            self.text = str(record["text"])
-            self.headers = dict(record.get("headers") or {})
-
-    now = int(time.time())
-    mapping: dict[str, Any] = {}
-    heap: list[list[Any]] = []
-    timestamps: dict[str, list[int]] = {}
-    try:
-        for record in records:
-            key, expires_at, created_at = (
-                str(record["key"]),
-                int(record["expires_at"]),
-                int(record["created_at"]),
-            )
-            if not created_at <= now < expires_at or not _trusted(key, record, authority_host):
-                continue
-            mapping[key] = NormalizedResponse(_Raw(record))
-            heap.append([expires_at, created_at, key])
-            timestamps[key] = [expires_at, created_at]
-    except (KeyError, TypeError, ValueError):
-        return {}
-    heap.sort()  # a sorted list is a valid heap
-    mapping[_INDEX] = (heap, timestamps)
-    return mapping
-
-
-# The fields of an OpenID configuration that MSAL requests, redirects or trusts.
-_ENDPOINTS = (
-    "token_endpoint",
-    "authorization_endpoint",
-    "device_authorization_endpoint",
-    "end_session_endpoint",
-    "jwks_uri",
-    "issuer",
-)
-
-
-def _trusted(key: str, record: dict[str, Any], authority_host: str) -> bool:
-    """True for a persisted discovery answer from the authority host that points only there."""
-    parts = key.split()
-    if len(parts) < 2 or parts[0] != "GET" or not _on_host(parts[1], authority_host):
-        return False
-    try:
-        document = json.loads(str(record["text"]))
-    except ValueError:
-        return False
-    if not isinstance(document, dict) or "token_endpoint" not in document:
-        return False
-    return all(_on_host(document[name], authority_host) for name in _ENDPOINTS if name in document)
-
-
-def _on_host(url: object, authority_host: str) -> bool:
-    """True if ``url`` is https on the same host and port as ``authority_host``."""
-    import urllib.parse
-
-    if not isinstance(url, str):
-        return False
-    try:
-        parsed, authority = urllib.parse.urlsplit(url), urllib.parse.urlsplit(authority_host)
-        return (
-            parsed.scheme == "https"
-            and authority.scheme == "https"
-            and parsed.hostname is not None
-            and parsed.hostname == authority.hostname
-            and (parsed.port or 443) == (authority.port or 443)
-            and not parsed.username
-            and not parsed.password
-        )
-    except ValueError:  # an invalid port
-        return False

@@ -2,14 +2,14 @@
 
 Every Azure SDK and az find a managed identity through two variables (App Service convention):
 ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``. This server answers that protocol on loopback with
-tokens from :class:`~azfed_helper._internal.entra.exchange.Exchange`, so unmodified tools work on Google Cloud.
+tokens from the token provider (``entra.provider``), so unmodified tools work on Google Cloud.
 Optionally it also answers the VM metadata (IMDS) shape that Terraform's ``ARM_MSI_ENDPOINT``
 speaks. Clients ignore the HTTP status and show an error body's message verbatim, so every
 failure is a JSON body with a short actionable message; 5xx only for transient failures (MSAL
 replays a 5xx for a few seconds).
 
-Tokens are kept in memory per scope; a miss is one exchange however many requests wait for it
-(single flight), and a cache hit for one resource never waits behind another's exchange.
+Tokens are kept in memory per scope by the provider; a miss is one exchange however many requests
+wait for it (single flight), and a cache hit for one resource never waits behind another's exchange.
 
 Who may ask: a request must carry the secret (``X-IDENTITY-HEADER``, compared in constant time)
 unless ``--imds`` opened the IMDS path to every local process; the IMDS path also refuses
@@ -28,7 +28,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from .. import TYPE_CHECKING, httpserve
-from ..entra import aadsts, cache
+from ..entra import aadsts
 from ..errors import AzfedError, InvalidTokenError, UsageError
 from ..logs import printable
 from ..options import DEFAULT_PORT
@@ -39,8 +39,7 @@ if TYPE_CHECKING:
     from email.message import Message
 
     from ..config import Settings
-    from ..entra.cache import AccessToken
-    from ..entra.exchange import Exchange
+    from ..entra.provider import TokenProvider
 
 log = logging.getLogger("azfed_helper.identity")
 
@@ -57,6 +56,7 @@ _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Entra codes that say "try again later" rather than "fix the configuration".
 _TRANSIENT_CODES = frozenset({90061})
 RESULTS = ("ok", "wrong_header", "bad_request", "forbidden", "failed")
+PROVIDER_COUNTERS = ("cache_hits", "exchanges", "exchange_failures")
 _ERRORS = {
     403: "forbidden",
     404: "not_found",
@@ -103,104 +103,6 @@ def _status_for(exc: AzfedError) -> int:
     if isinstance(exc, (UsageError, InvalidTokenError)):
         return 400
     return 503  # the Google source, the token file, Entra unreachable after retries
-
-
-class _Flight:
-    """One exchange in progress for a scope; later requests for it wait on ``done``."""
-
-    __slots__ = ("done", "error", "token")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.token: AccessToken | None = None
-        self.error: BaseException | None = None
-
-
-class TokenBroker:
-    """Access tokens per scope: memory, then the on-disk cache, then one exchange per scope."""
-
-    def __init__(self, exchange: Exchange, clock: Callable[[], float] = time.time) -> None:
-        self.exchange = exchange
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._tokens: dict[str, AccessToken] = {}
-        self._flights: dict[str, _Flight] = {}
-        self.counts = {"cache_hits": 0, "exchanges": 0, "exchange_failures": 0}
-        self.last_failure: str | None = None  # first line of the latest failure, cleared on success
-
-    def get(self, scope: str) -> AccessToken:
-        with self._lock:
-            token = self._fresh(scope)
-            if token is not None:
-                self.counts["cache_hits"] += 1
-                return token
-            flight = self._flights.get(scope)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[scope] = _Flight()
-        if leader:
-            self._fly(scope, flight)
-        else:
-            flight.done.wait()
-        if flight.error is not None:
-            raise flight.error
-        assert flight.token is not None
-        return flight.token
-
-    def _fresh(self, scope: str) -> AccessToken | None:
-        """A token MSAL itself would still hand out (more than 5 minutes left)."""
-        token = self._tokens.get(scope)
-        if token is not None and token.expires_on - self.clock() >= cache.MIN_REMAINING:
-            return token
-        return None
-
-    def _fly(self, scope: str, flight: _Flight) -> None:
-        try:
-            flight.token = self._disk_hit(scope) or self._exchange(scope)
-        except BaseException as exc:
-            flight.error = exc
-        finally:
-            with self._lock:
-                if flight.token is not None:
-                    self._tokens[scope] = flight.token
-                del self._flights[scope]
-            flight.done.set()
-
-    def _disk_hit(self, scope: str) -> AccessToken | None:
-        """Lock-free read of the shared cache: never queues behind another scope's exchange."""
-        exchange = self.exchange
-        if not exchange.persistent:
-            return None
-        return cache.find_access_token(
-            exchange.directory,
-            exchange.client_id,
-            exchange.tenant_id,
-            exchange.settings.authority_host,
-            [scope],
-            now=self.clock(),
-        )
-
-    def _exchange(self, scope: str) -> AccessToken:
-        with self._lock:
-            self.counts["exchanges"] += 1
-        try:
-            token = self.exchange.acquire([scope])
-        except Exception as exc:
-            with self._lock:
-                self.counts["exchange_failures"] += 1
-                # A client asking for a resource Entra does not know must not make us unready.
-                if getattr(exc, "code", None) not in aadsts.SCOPE_ERRORS:
-                    self.last_failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise
-        with self._lock:
-            self.last_failure = None
-        log.info(
-            "token for %s from Entra, expires in %ds",
-            scope,
-            token.expires_on - self.clock(),
-            extra={"event": "identity_exchanged", "scope": scope},
-        )
-        return token
 
 
 class _Handler(httpserve.Handler):
@@ -264,8 +166,8 @@ def _error_document(status: int, error: str, message: str) -> dict[str, object]:
 class IdentityServer:
     """The endpoint in a background thread: ``start()``, ``url``, ``ready()``, ``stop()``.
 
-    ``exchange`` defaults to one :class:`Exchange` for the settings' app (persistent cache shared
-    with ``azfed-helper token``). ``imds`` answers IMDS-shaped requests that carry no secret.
+    ``provider`` defaults to a token provider for the settings' app (persistent cache shared with
+    ``azfed-helper token``). ``imds`` answers IMDS-shaped requests that carry no secret.
     """
 
     def __init__(
@@ -276,7 +178,7 @@ class IdentityServer:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         imds: bool = False,
-        exchange: Exchange | None = None,
+        provider: TokenProvider | None = None,
         clock: Callable[[], float] = time.time,
         limits: httpserve.Limits | None = None,
     ) -> None:
@@ -285,11 +187,11 @@ class IdentityServer:
         self.imds = imds
         self.clock = clock
         self._secret = _encoded(secret)
-        if exchange is None:
-            from ..entra.exchange import Exchange
+        if provider is None:
+            from ..entra.provider import TokenProvider
 
-            exchange = Exchange(settings)
-        self.broker = TokenBroker(exchange, clock)
+            provider = TokenProvider(settings, clock=clock)
+        self.provider = provider
         self._requests = dict.fromkeys(RESULTS, 0)
         self._count_lock = threading.Lock()
         self._http = httpserve.BackgroundServer(
@@ -334,7 +236,7 @@ class IdentityServer:
         """Stop listening; requests already being answered finish in their own threads."""
         if not self._http.stop():
             return
-        self.broker.exchange.close()
+        self.provider.close()
         if self._env_file is not None:
             mi_env.remove_env_file(*self._env_file)
             self._env_file = None
@@ -369,7 +271,7 @@ class IdentityServer:
         """Ready while listening and the latest exchange (if any) succeeded."""
         if not self._http.running:
             return False, "the managed-identity endpoint is not running"
-        failure = self.broker.last_failure
+        failure = self.provider.last_failure
         if failure is not None:
             return False, f"the managed-identity endpoint's last token request failed: {failure}"
         return True, f"ok: managed-identity endpoint on {self.url}"
@@ -383,7 +285,7 @@ class IdentityServer:
         ``cache_hits``, ``exchanges`` and ``exchange_failures``."""
         with self._count_lock:
             counts = dict(self._requests)
-        counts.update(self.broker.counts)
+        counts.update({name: self.provider.counts[name] for name in PROVIDER_COUNTERS})
         return counts
 
     def metrics_text(self) -> str:
@@ -442,7 +344,7 @@ class IdentityServer:
         params = {name: values[0] for name, values in query.items() if values}
         self._check_identity(params)
         resource = params.get("resource", "")
-        token = self.broker.get(scope_for(resource))
+        token = self.provider.get([scope_for(resource)])
         now = int(self.clock())
         return {
             "access_token": token.token,
