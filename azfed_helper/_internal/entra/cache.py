@@ -22,13 +22,13 @@ import os
 import stat
 
 from .. import TYPE_CHECKING, jsonfast, ownership, paths, tokenfile
-from ..locks import ProcessLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
     from ..config import Settings
+    from ..locks import ProcessLock
 
 TOKEN_CACHE = "msal_token_cache.json"  # noqa: S105 (a file name)
 HTTP_CACHE = "msal_http_cache.json"
@@ -199,6 +199,8 @@ def usable_dir(directory: str) -> bool:
 def locked(directory: str, timeout: float = 120) -> ProcessLock:
     """The cache lock, held while the cache files are read, or merged and replaced; never across
     the network."""
+    from ..locks import ProcessLock  # updates only: a cache hit takes no lock
+
     return ProcessLock(os.path.join(directory, LOCK_FILE), timeout, "the token cache lock")
 
 
@@ -213,6 +215,8 @@ def key_locked(directory: str, key: Sequence[str], timeout: float = 120) -> Proc
 
     digest = hashlib.sha256("\n".join(key).encode("utf-8")).hexdigest()[:24]
     path = os.path.join(directory, f"{KEY_LOCK_PREFIX}{digest}.lock")
+    from ..locks import ProcessLock
+
     return ProcessLock(path, timeout, "the lock of a token being acquired")
 
 
