@@ -21,7 +21,7 @@ import errno
 import os
 import stat
 
-from .. import TYPE_CHECKING, jsonfast, ownership, paths, tokenfile
+from .. import TYPE_CHECKING, jsonfast, ownership, paths
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -162,7 +162,9 @@ def prepare_dir(directory: str) -> str | None:
     whether that is fatal. A directory that exists but is not ours alone raises UsageError.
     """
     try:
-        tokenfile.make_private_dirs(directory)
+        from ..tokenfile import make_private_dirs  # writers only, as below
+
+        make_private_dirs(directory)
     except OSError as exc:
         return f"cannot create the cache directory {directory}: {exc.strerror}"
     try:
@@ -285,7 +287,9 @@ def set_aside(path: str, cause: BaseException, what: str = "cache file") -> None
 
 def write_document(path: str, text: str) -> None:
     """Replace the cache file atomically, 0600 (it holds access tokens)."""
-    tokenfile.write_atomic(path, text.encode("utf-8"), 0o600)
+    from ..tokenfile import write_atomic
+
+    write_atomic(path, text.encode("utf-8"), 0o600)
 
 
 def lookup(settings: Settings, now: float) -> AccessToken | None:
