@@ -165,7 +165,7 @@ def ensure(
                 f"az's active cloud {cloud.name} signs in at {cloud.authority}, "
                 f"but the authority host asked for is {target.authority}",
                 "switch az to the matching cloud (`az cloud list -o table`, `az cloud set --name "
-                "NAME`) or unset AZURE_AUTHORITY_HOST / --authority-host",
+                f"NAME`) or unset {BY_DEST['authority_host'].where()}",
             )
         from ..entra.assertion import AssertionSource
 

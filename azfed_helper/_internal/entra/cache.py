@@ -22,6 +22,7 @@ import os
 import stat
 
 from .. import TYPE_CHECKING, jsonfast, ownership, paths
+from ..options import BY_DEST
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ MIN_REMAINING = 300
 _MAX_BYTES = 4 * 1024 * 1024
 # Never follow a link, never wait on a FIFO.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_OPTION = "--cache-dir (AZFED_CACHE_DIR)"
+_OPTION = f"{BY_DEST['cache_dir'].flag} ({BY_DEST['cache_dir'].env})"
 
 
 class AccessToken:
@@ -191,9 +192,10 @@ def usable_dir(directory: str) -> bool:
         import logging
 
         logging.getLogger("azfed_helper").warning(
-            "azfed-helper: warning: %s; keeping tokens in memory only (set AZFED_CACHE_DIR to a "
+            "azfed-helper: warning: %s; keeping tokens in memory only (set %s to a "
             "writable directory to share them between processes)",
             reason,
+            BY_DEST["cache_dir"].env,
         )
     return False
 

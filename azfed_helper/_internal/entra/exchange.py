@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import net
 from ..errors import AzfedError, ExchangeError, SourceError, UsageError
+from ..options import BY_DEST
 from . import aadsts, httpcache
 from .assertion import AssertionSource
 from .cache import AccessToken
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 ATTEMPTS = 4
 BACKOFF = 0.5  # seconds before the 2nd attempt, doubled after each further one
+_AUTHORITY = BY_DEST["authority_host"]
 
 
 class MsalState:
@@ -164,7 +166,7 @@ class Exchange:
             f"cannot verify Entra's TLS certificate at {self.settings.authority_host}: "
             f"{net.reason(exc)}",
             "behind a TLS-inspecting proxy, point REQUESTS_CA_BUNDLE at its CA bundle; "
-            "otherwise check the system clock and AZURE_AUTHORITY_HOST",
+            f"otherwise check the system clock and {_AUTHORITY.env}",
         )
 
     def _app(
@@ -287,9 +289,9 @@ def _discovery_error(exc: ValueError, host: str, tenant: str) -> AzfedError:
     if not host.startswith("https://"):
         return UsageError(
             f"invalid authority host {host!r}: it must be an https URL",
-            "set AZURE_AUTHORITY_HOST / --authority-host, e.g. https://login.microsoftonline.com",
+            f"set {_AUTHORITY.where()}, e.g. https://login.microsoftonline.com",
         )
     return ExchangeError(
         f"cannot use authority {host}/{tenant}: {text.splitlines()[0] if text else exc}",
-        "check AZURE_AUTHORITY_HOST and AZURE_TENANT_ID",
+        f"check {_AUTHORITY.env} and {BY_DEST['tenant_id'].env}",
     )
