@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper._internal import httpserve
+from azfed_helper._internal import httphandler
 from azfed_helper._internal.errors import UsageError
 from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE
 from azfed_helper._internal.sidecar import health
@@ -38,9 +38,9 @@ def test_parse_address_rejects(text: str) -> None:
 
 
 def test_loopback_detection() -> None:
-    assert httpserve.is_loopback("127.0.0.1") and httpserve.is_loopback("::1")
-    assert httpserve.is_loopback("localhost")
-    assert not httpserve.is_loopback("0.0.0.0") and not httpserve.is_loopback("10.0.0.1")
+    assert httphandler.is_loopback("127.0.0.1") and httphandler.is_loopback("::1")
+    assert httphandler.is_loopback("localhost")
+    assert not httphandler.is_loopback("0.0.0.0") and not httphandler.is_loopback("10.0.0.1")
 
 
 def checks_at(state: HealthState, path: Path, now: float) -> health.Checks:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper._internal import httpserve, logs
+from azfed_helper._internal import httphandler, httpserve, logs
 from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE
 from azfed_helper._internal.sidecar import health
 from azfed_helper._internal.sidecar.loop import HealthState
@@ -64,12 +64,12 @@ from .conftest import REPO, make_jwt
     ],
 )
 def test_host_allowed(host: str, loopback_only: bool, allowed: bool) -> None:
-    assert httpserve.host_allowed(host, loopback_only) is allowed
+    assert httphandler.host_allowed(host, loopback_only) is allowed
 
 
 def test_extra_hosts() -> None:
-    assert httpserve.host_allowed("169.254.169.254", True, ("169.254.169.254",))
-    assert httpserve.host_allowed("169.254.169.254:80", True, ("169.254.169.254",))
+    assert httphandler.host_allowed("169.254.169.254", True, ("169.254.169.254",))
+    assert httphandler.host_allowed("169.254.169.254:80", True, ("169.254.169.254",))
 
 
 @pytest.fixture

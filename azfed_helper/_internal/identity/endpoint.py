@@ -57,7 +57,7 @@ def read_secret(path: str) -> str:
 
 def start_endpoint(settings: Settings, args: argparse.Namespace) -> IdentityServer:
     """Start the server from the endpoint options and publish its env file; ``stop()`` ends both."""
-    from ..httpserve import is_loopback
+    from ..httphandler import is_loopback
     from .server import IdentityServer
 
     if not is_loopback(settings.bind) and not args.allow_remote:
@@ -109,7 +109,7 @@ def reload_secret(server: IdentityServer, path: str | None) -> None:
 
 
 def _announce(server: IdentityServer, env_file: str, args: argparse.Namespace) -> None:
-    from ..httpserve import is_loopback
+    from ..httphandler import is_loopback
 
     fields = {"event": "identity_listening", "endpoint": server.url, "env_file": env_file}
     log.info(

@@ -27,7 +27,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from .. import TYPE_CHECKING, httpserve
+from .. import TYPE_CHECKING, httphandler, httpserve
 from ..entra import aadsts
 from ..errors import AzfedError, InvalidTokenError, UsageError
 from ..logs import printable
@@ -105,7 +105,7 @@ def _status_for(exc: AzfedError) -> int:
     return 503  # the Google source, the token file, Entra unreachable after retries
 
 
-class _Handler(httpserve.Handler):
+class _Handler(httphandler.Handler):
     log = log
 
     def do_GET(self) -> None:

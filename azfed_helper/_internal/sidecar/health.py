@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .. import TYPE_CHECKING, httpserve, tokenfile
+from .. import TYPE_CHECKING, httphandler, httpserve, tokenfile
 from ..durations import format_duration
 from ..errors import UsageError
 from ..options import BY_DEST
@@ -149,7 +149,7 @@ class Checks:
         return text + self.identity.metrics_text() if self.identity is not None else text
 
 
-class _Handler(httpserve.Handler):
+class _Handler(httphandler.Handler):
     log = log
 
     def do_GET(self) -> None:
@@ -163,7 +163,7 @@ class _Handler(httpserve.Handler):
             self.reply(200, checks.metrics().encode("utf-8"), CONTENT_TYPE_METRICS)
         elif path in routes:
             ok, text = routes[path]()
-            self.reply(200 if ok else 503, (text + "\n").encode("utf-8"), httpserve.TEXT_PLAIN)
+            self.reply(200 if ok else 503, (text + "\n").encode("utf-8"), httphandler.TEXT_PLAIN)
         else:
             self.refuse(404, "not found: try /livez, /readyz or /metrics")
 
@@ -192,7 +192,7 @@ class HealthServer(httpserve.BackgroundServer):
             shown,
             extra={"event": "health_listening", "address": shown},
         )
-        if not httpserve.is_loopback(host):
+        if not httphandler.is_loopback(host):
             log.warning(
                 "the health endpoint %s is reachable from other hosts; bind 127.0.0.1 unless a "
                 "probe from outside this network namespace needs it",
