@@ -35,7 +35,9 @@ ARM_SCOPE = "https://management.azure.com/.default"
 # The only variables kept from the user's environment: a list of what is harmless (locale,
 # terminal, PATH), so credentials, proxies, CA bundles, AZFED_*/AZURE_*/GOOGLE_* settings and
 # managed-identity or CI variables stay out, including any the tool learns to read later.
+# Also where the single-file build may unpack its compiled parts: not a setting, nothing to reach.
 _KEPT = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR", "NO_COLOR")
+_KEPT += ("AZFED_PYZ_CACHE", "CACHE_DIRECTORY", "XDG_RUNTIME_DIR")
 _KEPT_PREFIX = "LC_"
 _LOOPBACK = "127.0.0.1,localhost"
 
