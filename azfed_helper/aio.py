@@ -1,4 +1,5 @@
-"""The async ``GoogleFederatedCredential``, for ``azure.core.credentials_async`` clients.
+"""The async ``GoogleFederatedCredential`` (alias ``FederatedCredential``), for
+``azure.core.credentials_async`` clients.
 
 Same arguments and behaviour as :class:`azfed_helper.credential.GoogleFederatedCredential` (the
 layout azure-identity uses: ``azure.identity.aio``). MSAL is synchronous, so the exchange runs in a
@@ -24,11 +25,11 @@ except ImportError:  # the optional extra is missing: constructing a credential 
 if TYPE_CHECKING:
     from ._internal.entra.cache import AccessToken
 
-__all__ = ["GoogleFederatedCredential"]
+__all__ = ["FederatedCredential", "GoogleFederatedCredential"]
 
 
 class GoogleFederatedCredential:
-    """Azure access tokens from a Google ID token; azure-core's ``AsyncTokenCredential``."""
+    """Azure access tokens from an ID token; azure-core's ``AsyncTokenCredential``."""
 
     def __init__(
         self,
@@ -38,6 +39,10 @@ class GoogleFederatedCredential:
         authority_host: str | None = None,
         token_file: str | None = None,
         audience: str | None = None,
+        source: str | None = None,
+        issuer: str | None = None,
+        assertion_file: str | None = None,
+        assertion_command: str | None = None,
         credentials: str | None = None,
         impersonate: str | None = None,
         cache_dir: str | None = None,
@@ -51,6 +56,10 @@ class GoogleFederatedCredential:
             authority_host=authority_host,
             token_file=token_file,
             audience=audience,
+            source=source,
+            issuer=issuer,
+            assertion_file=assertion_file,
+            assertion_command=assertion_command,
             credentials=credentials,
             impersonate=impersonate,
             cache_dir=cache_dir,
@@ -103,3 +112,7 @@ class GoogleFederatedCredential:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# The same class under a name that does not suggest Google (see azfed_helper.FederatedCredential).
+FederatedCredential = GoogleFederatedCredential

@@ -1,7 +1,10 @@
-"""``GoogleFederatedCredential``: an azure-core ``TokenCredential`` backed by a Google ID token.
+"""``GoogleFederatedCredential`` (alias ``FederatedCredential``): an azure-core
+``TokenCredential`` backed by an OIDC ID token, from Google unless ``source=`` says otherwise.
 
 Hand it to any Azure SDK client (``BlobServiceClient(url, credential=...)``, ``azure-mgmt-*``) on
-Google Cloud: it exchanges a Google ID token for Entra access tokens, with no Azure secret. The
+Google Cloud: it exchanges a Google ID token for Entra access tokens, with no Azure secret. With
+``source="file"``, ``"github-actions"`` or ``"command"`` the ID token comes from a projected
+Kubernetes token, a GitHub Actions job or a command instead. The
 decisions live in :class:`CredentialCore`, shared with the async twin in ``aio.py``; the classes
 here only adapt it to azure-core's types and exceptions. azure-core is imported when a credential is
 built, never by ``import azfed_helper``, and stays an optional extra (``azfed-helper[azure]``).
@@ -131,15 +134,18 @@ def build_core(
 
 
 class GoogleFederatedCredential:
-    """Azure access tokens from a Google ID token; implements azure-core's ``TokenCredential``.
+    """Azure access tokens from an ID token; implements azure-core's ``TokenCredential``.
 
     Every argument defaults from the environment the CLI reads: ``AZURE_TENANT_ID``,
     ``AZURE_CLIENT_ID``, ``AZURE_AUTHORITY_HOST``, ``AZURE_FEDERATED_TOKEN_FILE`` (the ID token is
-    read from, and refreshed in, that file when set; otherwise fetched from Google and kept in
-    memory), ``AZFED_AUDIENCE``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZFED_IMPERSONATE``,
-    ``AZFED_CACHE_DIR``. Tokens are shared with ``azfed-helper token`` through the on-disk cache
-    unless ``persistent_cache=False``. ``connection_verify`` is a CA bundle path (or False) for
-    Entra, as in azure-identity.
+    read from, and refreshed in, that file when set; otherwise fetched from the source and kept
+    in memory), ``AZFED_AUDIENCE``, ``AZFED_SOURCE`` (``google``, ``file``, ``github-actions``
+    or ``command``; ``github-actions`` by default inside a GitHub Actions job that may mint ID
+    tokens), ``AZFED_ISSUER``, ``AZFED_ASSERTION_FILE``, ``AZFED_ASSERTION_COMMAND``,
+    ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZFED_IMPERSONATE``, ``AZFED_CACHE_DIR``. Tokens are
+    shared with ``azfed-helper token`` through the on-disk cache unless
+    ``persistent_cache=False``. ``connection_verify`` is a CA bundle path (or False) for Entra,
+    as in azure-identity.
     """
 
     def __init__(
@@ -150,6 +156,10 @@ class GoogleFederatedCredential:
         authority_host: str | None = None,
         token_file: str | None = None,
         audience: str | None = None,
+        source: str | None = None,
+        issuer: str | None = None,
+        assertion_file: str | None = None,
+        assertion_command: str | None = None,
         credentials: str | None = None,
         impersonate: str | None = None,
         cache_dir: str | None = None,
@@ -163,6 +173,10 @@ class GoogleFederatedCredential:
             authority_host=authority_host,
             token_file=token_file,
             audience=audience,
+            source=source,
+            issuer=issuer,
+            assertion_file=assertion_file,
+            assertion_command=assertion_command,
             credentials=credentials,
             impersonate=impersonate,
             cache_dir=cache_dir,
@@ -209,3 +223,8 @@ class GoogleFederatedCredential:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# The same class under a name that does not suggest Google: for the file, github-actions and
+# command sources.
+FederatedCredential = GoogleFederatedCredential

@@ -113,7 +113,7 @@ def cache_dir_of_nobody(world: World) -> None:
 
 LONG_NAME = "t" * 250
 TOKEN = ("--token-file", "{token}")
-STALE = ("--refresh-margin", "2h")  # the world's token is due: the command must act
+STALE = ("--force",)  # the world's token is fresh: the command must act even so
 RESOURCE = ("--resource", "https://management.azure.com")
 
 

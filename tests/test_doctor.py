@@ -41,7 +41,7 @@ def test_healthy_setup_passes(emulator: Any, tmp_path: Path) -> None:
     shown = {line.split()[0]: line.split()[1:] for line in checks["configuration"]["details"]}
     assert shown["token-file"] == [str(token_file), "(flag)"]
     assert shown["client-id"] == [emulator.client_id, "(env", "AZURE_CLIENT_ID)"]
-    assert checks["google source"]["details"][0].startswith("the metadata server at 127.0.0.1:")
+    assert checks["source"]["details"][0].startswith("google: the metadata server at 127.0.0.1:")
     command = checks["federated credential"]["details"][-1]
     argv = shlex.split(command)
     assert argv[:5] == ["az", "ad", "app", "federated-credential", "create"]
@@ -55,7 +55,7 @@ def test_healthy_setup_passes(emulator: Any, tmp_path: Path) -> None:
     assert token_file.exists()
     assert emulator.counts["metadata.identity"] == 1  # one token minted, checked and written
     assert emulator.counts["metadata.ping"] == 1  # the source check: a metadata server answers
-    assert checks["google source"]["details"][1] == (
+    assert checks["source"]["details"][1] == (
         "it answers as a metadata server (Metadata-Flavor: Google)"
     )
 
@@ -79,8 +79,8 @@ def test_missing_source_and_app(emulator: Any, tmp_path: Path) -> None:
     env = {"AZURE_CLIENT_ID": "", "GOOGLE_APPLICATION_CREDENTIALS": str(creds)}
     code, checks = doctor(emulator, env=env)
     assert code == 1
-    assert checks["google source"]["status"] == "fail"
-    assert "--impersonate" in checks["google source"]["fix"]
+    assert checks["source"]["status"] == "fail"
+    assert "--impersonate" in checks["source"]["fix"]
     assert checks["federated credential"]["status"] == "skip"
     assert checks["token file"]["status"] == "skip"
     assert checks["entra exchange"]["status"] == "skip"
@@ -95,14 +95,14 @@ def test_off_google_cloud_the_source_check_fails_with_the_fix(emulator: Any) -> 
         host = f"127.0.0.1:{held.getsockname()[1]}"
         code, checks = doctor(emulator, env={"GCE_METADATA_HOST": host})
     assert code == 1
-    source = checks["google source"]
+    source = checks["source"]
     assert source["status"] == "fail"
     assert f"no metadata server answered at {host} (connection refused)" in source["details"][0]
     assert f"{credentials.env} is not set" in source["details"][0]
     assert credentials.where() in source["fix"]
     assert impersonate.where() in source["fix"]
     assert "run on Google Cloud" in source["fix"]
-    assert checks["google token"]["status"] == "skip"  # not a second wait for the same answer
+    assert checks["id token"]["status"] == "skip"  # not a second wait for the same answer
     assert checks["entra exchange"]["status"] == "skip"
     assert emulator.counts["metadata.identity"] == 0
 
@@ -126,7 +126,7 @@ def test_a_server_that_is_not_a_metadata_server_fails_the_source_check(emulator:
         server.shutdown()
         server.server_close()
     assert code == 1
-    source = checks["google source"]
+    source = checks["source"]
     assert source["status"] == "fail"
     assert (
         f"a server answered at {host} (HTTP 404) but it is not a metadata server"
@@ -176,7 +176,7 @@ def test_each_check_is_printed_as_it_finishes(emulator: Any, tmp_path: Path) -> 
             assert not release.is_set() and process.poll() is None
             shown = [line[1:].split("] ")[1] for line in list(seen) if line.startswith("[")]
             assert shown == [
-                "configuration", "google source", "google token", "federated credential",
+                "configuration", "source", "id token", "federated credential",
                 "token file",
             ]  # fmt: skip
         finally:

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import net
+from .. import net, sources
 from ..errors import AzfedError, ExchangeError, SourceError, UsageError
 from . import aadsts, cache
 from .assertion import AssertionSource
@@ -258,7 +258,13 @@ class Exchange:
         presented = getattr(self.assertion, "last", None)
         claims = presented.claims if presented is not None else None
         settings = self.settings
-        raise aadsts.explain(result, claims, settings.audience, settings.origins.get("audience"))
+        raise aadsts.explain(
+            result,
+            claims,
+            settings.audience,
+            settings.origins.get("audience"),
+            sources.expected_issuer(settings),
+        )
 
 
 def _source_failure(exc: Exception) -> AzfedError:
@@ -270,9 +276,9 @@ def _source_failure(exc: Exception) -> AzfedError:
         return exc
     text = str(exc).strip().splitlines()
     error = SourceError(
-        f"cannot get the Google ID token to present to Entra: {type(exc).__name__}"
+        f"cannot get the ID token to present to Entra: {type(exc).__name__}"
         + (f": {text[0]}" if text else ""),
-        "run `azfed-helper write` (or `doctor`) to see the Google token source's own error",
+        "run `azfed-helper doctor` to see the token source's own error",
     )
     error.__cause__ = exc
     return error
