@@ -132,6 +132,29 @@ def test_logout_cloud_switch_and_authority_are_detected(
     assert not azcli.is_current(target(), str(az_dir))
 
 
+def test_with_the_file_source_az_holding_the_files_token_is_current(
+    az_dir: Path, tmp_path: Path
+) -> None:
+    """The kubelet rotates a projected token at 80% of its life, after our 20-minute margin:
+    until it does, az holding the very token in the file is as current as az can be (no
+    re-login with the same token before every az command); after, it is not."""
+    now = int(time.time())
+    projected = tmp_path / "token"
+    due = make_jwt(iat=now - 2500, exp=now + 1100, iss="https://oidc.example/cluster")
+    projected.write_text(due)
+    write_az_state(az_dir, due)
+    file_source = {"source": "file", "assertion_file": str(projected)}
+    assert not azcli.is_current(target(), str(az_dir))  # Google's source: due, refresh
+    assert azcli.is_current(target(**file_source), str(az_dir))
+    projected.write_text(make_jwt(iat=now - 60, exp=now + 3540, iss="https://oidc.example/cluster"))
+    assert not azcli.is_current(target(**file_source), str(az_dir))  # rotated: log in again
+    # A token in its last minutes is never kept, even if the file has nothing newer.
+    late = make_jwt(iat=now - 3500, exp=now + 100, iss="https://oidc.example/cluster")
+    projected.write_text(late)
+    write_az_state(az_dir, late)
+    assert not azcli.is_current(target(**file_source), str(az_dir))
+
+
 def imported_modules(args: list[str], env: dict[str, str]) -> tuple[int, list[str], str]:
     code = (
         "import sys\n"

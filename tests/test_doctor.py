@@ -211,3 +211,82 @@ def test_colour_on_a_terminal_only(emulator: Any, tmp_path: Path) -> None:
     piped = run_cli(*args, env=env)
     assert piped.returncode == 1
     assert "[FAIL] entra exchange" in piped.stdout and "\x1b" not in piped.stdout
+
+
+def _federated_credential(checks: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of the printed `az ad app federated-credential create` command."""
+    argv = shlex.split(checks["federated credential"]["details"][-1])
+    assert argv[:5] == ["az", "ad", "app", "federated-credential", "create"]
+    parameters: dict[str, Any] = json.loads(argv[argv.index("--parameters") + 1])
+    return parameters
+
+
+def test_github_actions_source_is_explained(emulator: Any) -> None:
+    """In a job with id-token: write: the endpoint (never the bearer), GitHub's claims, the
+    credential the app needs; once it exists, the exchange passes."""
+    runner = emulator.github_actions_env()
+    code, checks = doctor(emulator, env=runner)
+    assert code == 1  # the app does not trust the job yet
+    source = checks["source"]["details"]
+    assert source[0].startswith("github-actions: the GitHub Actions OIDC endpoint https://")
+    assert source[-1] == "expected issuer: https://token.actions.githubusercontent.com"
+    assert runner["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] not in json.dumps(checks)
+    token = checks["id token"]["details"]
+    assert "sub: repo:emulated-org/emulated-repo:ref:refs/heads/main" in token
+    assert any("lifetime 5m00s; replaced with 2m30s left" in line for line in token)
+    assert any("azfed-helper serve" in line for line in token)  # too short for file readers
+    parameters = _federated_credential(checks)
+    assert parameters["issuer"] == "https://token.actions.githubusercontent.com"
+    assert parameters["subject"] == "repo:emulated-org/emulated-repo:ref:refs/heads/main"
+    assert parameters["audiences"] == ["api://AzureADTokenExchange"]
+    assert parameters["name"] == "github-repo-emulated-org-emulated-repo-ref-refs-heads-main"
+    exchange = checks["entra exchange"]
+    assert exchange["status"] == "fail" and "AADSTS700211" in exchange["details"][0]
+    assert "issuer https://token.actions.githubusercontent.com" in " ".join(exchange["details"])
+    emulator.add_github_actions_credential()
+    code, checks = doctor(emulator, env=runner)
+    assert code == 0, checks
+
+
+def test_file_source_is_explained(emulator: Any, tmp_path: Path) -> None:
+    emulator.add_kubernetes_credential(namespace="payments", service_account="api")
+    path = tmp_path / "tokens" / "azure-identity-token"
+    emulator.start_projected_token_file(path, namespace="payments", service_account="api")
+    args = ("--source", "file", "--assertion-file", str(path), "--reader", "root")
+    code, checks = doctor(emulator, *args)
+    assert code == 0, checks
+    source = checks["source"]["details"]
+    assert source[0].startswith(f"file: the file {path} (a link to {path.parent}/..")
+    assert source[1] == f"{path}: owner root (uid 0), mode 0600"
+    assert source[-1] == "expected issuer: any https issuer"
+    assert "sub: system:serviceaccount:payments:api" in checks["id token"]["details"]
+    parameters = _federated_credential(checks)
+    assert parameters["name"] == "kubernetes-payments-api"
+    assert parameters["issuer"] == emulator.kubernetes.issuer
+    assert parameters["subject"] == "system:serviceaccount:payments:api"
+    token_file = checks["token file"]["details"]
+    assert (
+        token_file[0] == f"the source's file is the token file: AZURE_FEDERATED_TOKEN_FILE={path}"
+    )
+    assert "readable by root" in token_file
+    code, checks = doctor(emulator, *args, "--token-file", str(tmp_path / "copy"))
+    assert checks["token file"]["status"] == "fail"
+    assert f"AZURE_FEDERATED_TOKEN_FILE={path}" in checks["token file"]["fix"]
+    assert not (tmp_path / "copy").exists()  # nothing copied
+
+
+def test_command_source_is_explained(emulator: Any, tmp_path: Path) -> None:
+    emulator.add_kubernetes_credential()
+    (tmp_path / "token.jwt").write_text(emulator.mint_kubernetes_token())
+    code, checks = doctor(
+        emulator, "--source", "command", "--assertion-command", f"cat {tmp_path / 'token.jwt'}"
+    )
+    assert code == 0, checks
+    source = checks["source"]["details"][0]
+    assert source.startswith("command: the command cat (") and "1 argument(s)" in source
+    assert str(tmp_path) not in source  # arguments are not shown: they may hold secrets
+    assert _federated_credential(checks)["subject"] == "system:serviceaccount:default:workload"
+    code, checks = doctor(emulator, "--source", "command", "--assertion-command", "no-such-mint")
+    assert checks["source"]["status"] == "fail"
+    assert "no-such-mint is not an executable file on PATH" in checks["source"]["details"][0]
+    assert checks["id token"]["status"] == "skip"
