@@ -18,7 +18,7 @@ from .errors import AzfedError, InvalidTokenError, TokenFileError, UsageError
 from .idtoken import IdToken
 from .locks import ProcessLock
 
-# Largest token file we read; Google ID tokens are ~1 KB, anything huge is not ours.
+# Largest token file we read; ID tokens are ~1 KB, anything huge is not ours.
 MAX_BYTES = 64 * 1024
 # Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
 READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -78,7 +78,7 @@ def _decode(path: str, data: bytes) -> IdToken:
     if len(data) > MAX_BYTES:
         raise InvalidTokenError(
             f"token file {path} is too large to be a token",
-            "point --token-file at the file holding the Google ID token",
+            "point --token-file at the file holding the ID token",
             claim="format",
         )
     return idtoken.decode(data)

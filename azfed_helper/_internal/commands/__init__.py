@@ -65,7 +65,7 @@ COMMANDS: dict[str, Command] = {
         Command(
             "write",
             _PKG + "write",
-            "make the token file hold a fresh Google ID token",
+            "make the token file hold a fresh ID token (from Google unless --source)",
             (
                 "azfed-helper write --token-file /run/azfed/token --create-dirs",
                 "GOOGLE_APPLICATION_CREDENTIALS=key.json azfed-helper write --token-file ./token",

@@ -42,8 +42,9 @@ def _runner(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     if not url or not bearer:
         missing = " and ".join(name for name in (ACTIONS_URL, ACTIONS_TOKEN) if not env.get(name))
         raise UsageError(
-            f"--source github-actions: {missing} {'is' if ' and ' not in missing else 'are'} "
-            "not set, so this job may not mint ID tokens",
+            f"{BY_DEST['source'].flag} github-actions: {missing} "
+            f"{'is' if ' and ' not in missing else 'are'} not set, so this job may not mint ID "
+            "tokens",
             f"{_PERMISSION}; outside GitHub Actions choose another {BY_DEST['source'].where()}",
         )
     if not url.startswith("https://"):
@@ -135,8 +136,8 @@ def _get(
 def _unreachable(url: str, reason: str) -> SourceError:
     return SourceError(
         f"cannot reach the GitHub Actions token endpoint {net.endpoint(url)}: {reason}",
-        "check the runner's network access (proxy: HTTPS_PROXY/NO_PROXY); --source-timeout "
-        "bounds each wait",
+        "check the runner's network access (proxy: HTTPS_PROXY/NO_PROXY); "
+        f"{BY_DEST['source_timeout'].flag} bounds each wait",
     )
 
 
