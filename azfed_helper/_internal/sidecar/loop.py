@@ -23,6 +23,7 @@ import time
 
 from .. import TYPE_CHECKING, idtoken, sources, tokenfile
 from ..errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
+from ..sources import file as file_source
 from ..sources import total_source_budget
 from ..sync import SyncResult, sync_once
 from . import schedule as refresh
@@ -141,7 +142,7 @@ class Sidecar:
         self.reads_file = sources.select(settings).reads_file
         # The file readers see: the token file, or the source's own file (never written).
         self.watched = (
-            str(settings.assertion_file) if self.reads_file else settings.require_token_file()
+            file_source.path_of(settings) if self.reads_file else settings.require_token_file()
         )
         self._step_budget = _LOCK_WAIT + total_source_budget(settings) + WAKE_GRACE
         self._stopping = threading.Event()
