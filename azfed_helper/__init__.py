@@ -1,4 +1,4 @@
-"""azfed-helper: reach Azure from Google Cloud with no Azure secret.
+"""azfed-helper: reach Azure from Google Cloud (or with any OIDC token) with no Azure secret.
 
 The public API is ``__all__`` here, ``azfed_helper.aio`` (the async credential) and
 ``azfed_helper.emulator`` (the offline emulator); everything under ``azfed_helper._internal`` may
@@ -14,14 +14,14 @@ from ._version import __version__
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from .credential import GoogleFederatedCredential
+    from .credential import FederatedCredential, GoogleFederatedCredential
 
-__all__ = ["GoogleFederatedCredential", "__version__"]
+__all__ = ["FederatedCredential", "GoogleFederatedCredential", "__version__"]
 
 
 def __getattr__(name: str) -> object:
-    if name == "GoogleFederatedCredential":
-        from .credential import GoogleFederatedCredential
+    if name in ("FederatedCredential", "GoogleFederatedCredential"):
+        from . import credential
 
-        return GoogleFederatedCredential
+        return getattr(credential, name)
     raise AttributeError(f"module 'azfed_helper' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""The async ``GoogleFederatedCredential``, for ``azure.core.credentials_async`` clients.
+"""The async ``GoogleFederatedCredential`` (alias ``FederatedCredential``), for
+``azure.core.credentials_async`` clients.
 
 Same arguments and behaviour as :class:`azfed_helper.credential.GoogleFederatedCredential` (the
 layout azure-identity uses: ``azure.identity.aio``), from the same token provider. MSAL is
@@ -25,11 +26,11 @@ except ImportError:  # the optional extra is missing: constructing a credential 
 if TYPE_CHECKING:
     from ._internal.entra.cache import AccessToken
 
-__all__ = ["GoogleFederatedCredential"]
+__all__ = ["FederatedCredential", "GoogleFederatedCredential"]
 
 
 class GoogleFederatedCredential(_CredentialBase):
-    """Azure access tokens from a Google ID token; azure-core's ``AsyncTokenCredential``."""
+    """Azure access tokens from an ID token; azure-core's ``AsyncTokenCredential``."""
 
     async def get_token(
         self,
@@ -73,3 +74,7 @@ class GoogleFederatedCredential(_CredentialBase):
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+# The same class under a name that does not suggest Google (see azfed_helper.FederatedCredential).
+FederatedCredential = GoogleFederatedCredential

@@ -1,7 +1,10 @@
-"""``GoogleFederatedCredential``: an azure-core ``TokenCredential`` backed by a Google ID token.
+"""``GoogleFederatedCredential`` (alias ``FederatedCredential``): an azure-core
+``TokenCredential`` backed by an OIDC ID token, from Google unless ``source=`` says otherwise.
 
 Hand it to any Azure SDK client (``BlobServiceClient(url, credential=...)``, ``azure-mgmt-*``) on
-Google Cloud: it exchanges a Google ID token for Entra access tokens, with no Azure secret. Tokens
+Google Cloud: it exchanges a Google ID token for Entra access tokens, with no Azure secret
+(with ``source="file"``, ``"github-actions"`` or ``"command"`` the ID token comes from a
+projected Kubernetes token, a GitHub Actions job or a command instead). Tokens
 come from the one token provider (``_internal.entra.provider``: memory, the on-disk cache shared
 with ``azfed-helper token``, then Entra, one exchange per token however many callers wait). The
 constructor is declared once, in ``_CredentialBase``, for this class and its async twin in
@@ -78,6 +81,10 @@ class _CredentialBase:
         authority_host: str | None = None,
         token_file: str | None = None,
         audience: str | None = None,
+        source: str | None = None,
+        issuer: str | None = None,
+        assertion_file: str | None = None,
+        assertion_command: str | None = None,
         credentials: str | None = None,
         impersonate: str | None = None,
         cache_dir: str | None = None,
@@ -86,11 +93,14 @@ class _CredentialBase:
     ) -> None:
         """Every argument defaults from the environment the CLI reads: ``AZURE_TENANT_ID``,
         ``AZURE_CLIENT_ID``, ``AZURE_AUTHORITY_HOST``, ``AZURE_FEDERATED_TOKEN_FILE`` (the ID
-        token is read from, and refreshed in, that file when set; otherwise fetched from Google
-        and kept in memory), ``AZFED_AUDIENCE``, ``GOOGLE_APPLICATION_CREDENTIALS``,
-        ``AZFED_IMPERSONATE``, ``AZFED_CACHE_DIR``. Tokens are shared with ``azfed-helper token``
-        through the on-disk cache unless ``persistent_cache=False``. ``connection_verify`` is a CA
-        bundle path (or False) for Entra, as in azure-identity.
+        token is read from, and refreshed in, that file when set; otherwise fetched from the
+        source and kept in memory), ``AZFED_AUDIENCE``, ``AZFED_SOURCE`` (``google``, ``file``,
+        ``github-actions`` or ``command``; ``github-actions`` by default inside a GitHub Actions
+        job that may mint ID tokens), ``AZFED_ISSUER``, ``AZFED_ASSERTION_FILE``,
+        ``AZFED_ASSERTION_COMMAND``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZFED_IMPERSONATE``,
+        ``AZFED_CACHE_DIR``. Tokens are shared with ``azfed-helper token`` through the on-disk
+        cache unless ``persistent_cache=False``. ``connection_verify`` is a CA bundle path (or
+        False) for Entra, as in azure-identity.
         """
         arguments = dict(locals())  # first, so it holds exactly the parameters
         del arguments["self"]
@@ -99,7 +109,7 @@ class _CredentialBase:
 
 
 class GoogleFederatedCredential(_CredentialBase):
-    """Azure access tokens from a Google ID token; implements azure-core's ``TokenCredential``.
+    """Azure access tokens from an ID token; implements azure-core's ``TokenCredential``.
 
     Thread-safe: concurrent requests for one token make one exchange, and a slow exchange for
     one scope never holds up another's.
@@ -144,3 +154,8 @@ class GoogleFederatedCredential(_CredentialBase):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# The same class under a name that does not suggest Google: for the file, github-actions and
+# command sources.
+FederatedCredential = GoogleFederatedCredential

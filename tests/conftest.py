@@ -20,7 +20,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 _SCRUBBED_PREFIXES = ("AZURE_", "GOOGLE_", "GCE_", "AZFED_", "XDG_", "IDENTITY_", "MSI_", "ARM_")
-_SCRUBBED = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "KUBERNETES_EXEC_INFO")
+_SCRUBBED = (
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "KUBERNETES_EXEC_INFO",
+    # Inside a GitHub Actions job these would make github-actions the default source.
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

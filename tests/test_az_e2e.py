@@ -132,9 +132,10 @@ def test_wrapper_keeps_az_working_where_plain_login_expires(world: AzWorld, tmp_
     """The wrapper runs until it has logged az in again twice and the plain login's token has
     expired: counted in events, so a slow machine makes the test longer, never false."""
     emulator = world.emulator
-    # Google tokens live 20 s and are replaced with 14 s left: a new login every ~6 s, while an az
-    # command (5 s and more on a busy machine) always starts with 14 s to present its token.
-    emulator.id_token_lifetime = 20
+    # Google tokens live 28 s and are replaced with 14 s left (the margin, and half their life):
+    # a new login every ~14 s, while an az command (5 s and more on a busy machine) always
+    # starts with 14 s to present its token.
+    emulator.id_token_lifetime = 28
     margin = {"AZFED_REFRESH_MARGIN": "14"}
     emulator.access_token_lifetime = 60  # < 5 minutes: az's MSAL never serves it from cache
     get = ("account", "get-access-token", *RESOURCE, "-o", "json")

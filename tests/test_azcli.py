@@ -85,9 +85,15 @@ def test_current_only_when_az_holds_our_fresh_validated_assertion(az_dir: Path) 
     assert azcli.is_current(target(), str(az_dir))
     assert azcli.held_lifetime(target(), str(az_dir), now) == pytest.approx(3600, abs=2)
     # Within the refresh margin (20 minutes by default): not current.
-    write_az_state(az_dir, make_jwt(exp=int(now) + 600))
+    write_az_state(az_dir, make_jwt(iat=int(now) - 3000, exp=int(now) + 600))
     assert not azcli.is_current(target(), str(az_dir))
     assert azcli.is_current(target(refresh_margin="5m"), str(az_dir))
+    # A token too short-lived for the margin is due at half its life: current with 3 of 5
+    # minutes left, not with 2.
+    write_az_state(az_dir, make_jwt(iat=int(now) - 120, exp=int(now) + 180))
+    assert azcli.is_current(target(), str(az_dir))
+    write_az_state(az_dir, make_jwt(iat=int(now) - 180, exp=int(now) + 120))
+    assert not azcli.is_current(target(), str(az_dir))
     # The user logged in with their own token, or as someone else: not ours.
     write_az_state(az_dir, fresh, record_token=make_jwt(sub="other"))
     assert not azcli.is_current(target(), str(az_dir))
@@ -126,6 +132,29 @@ def test_logout_cloud_switch_and_authority_are_detected(
     assert not azcli.is_current(target(), str(az_dir))
 
 
+def test_with_the_file_source_az_holding_the_files_token_is_current(
+    az_dir: Path, tmp_path: Path
+) -> None:
+    """The kubelet rotates a projected token at 80% of its life, after our 20-minute margin:
+    until it does, az holding the very token in the file is as current as az can be (no
+    re-login with the same token before every az command); after, it is not."""
+    now = int(time.time())
+    projected = tmp_path / "token"
+    due = make_jwt(iat=now - 2500, exp=now + 1100, iss="https://oidc.example/cluster")
+    projected.write_text(due)
+    write_az_state(az_dir, due)
+    file_source = {"source": "file", "assertion_file": str(projected)}
+    assert not azcli.is_current(target(), str(az_dir))  # Google's source: due, refresh
+    assert azcli.is_current(target(**file_source), str(az_dir))
+    projected.write_text(make_jwt(iat=now - 60, exp=now + 3540, iss="https://oidc.example/cluster"))
+    assert not azcli.is_current(target(**file_source), str(az_dir))  # rotated: log in again
+    # A token in its last minutes is never kept, even if the file has nothing newer.
+    late = make_jwt(iat=now - 3500, exp=now + 100, iss="https://oidc.example/cluster")
+    projected.write_text(late)
+    write_az_state(az_dir, late)
+    assert not azcli.is_current(target(**file_source), str(az_dir))
+
+
 def imported_modules(args: list[str], env: dict[str, str]) -> tuple[int, list[str], str]:
     code = (
         "import sys\n"
@@ -160,7 +189,7 @@ def test_noop_imports_nothing_heavy_and_runs_no_az(az_dir: Path, tmp_path: Path)
     assert code == 0, stderr
     assert heavy == [""]
     assert not log.exists()  # no az process
-    write_az_state(az_dir, make_jwt(exp=int(time.time()) + 60))
+    write_az_state(az_dir, make_jwt(iat=int(time.time()) - 3540, exp=int(time.time()) + 60))
     code, heavy, _ = imported_modules(["az-login", "--az", str(shim)], env)
     assert log.exists()  # the check above can fail: a stale assertion does run az
     assert code != 0 and "filelock" in heavy

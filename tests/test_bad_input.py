@@ -113,7 +113,14 @@ def cache_dir_of_nobody(world: World) -> None:
 
 LONG_NAME = "t" * 250
 TOKEN = ("--token-file", "{token}")
-STALE = ("--refresh-margin", "2h")  # the world's token is due: the command must act
+FILE_SOURCE = ("--source", "file", "--assertion-file", "{token}")
+
+
+def command(line: str) -> tuple[str, ...]:
+    return ("--source", "command", "--assertion-command", line)
+
+
+STALE = ("--force",)  # the world's token is fresh: the command must act even so
 RESOURCE = ("--resource", "https://management.azure.com")
 
 
@@ -127,9 +134,11 @@ class Case:
         setup: Setup = nothing,
         env: dict[str, str] | None = None,
         root_only: bool = False,
+        emulated: bool = False,
     ) -> None:
         self.name, self.args, self.code, self.message = name, args, code, message
         self.setup, self.env, self.root_only = setup, env or {}, root_only
+        self.emulated = emulated  # inside the emulator's GitHub Actions job
 
 
 CASES = [
@@ -218,6 +227,31 @@ CASES = [
     Case("app settings missing", ("token", *RESOURCE), 2,
          "AZURE_TENANT_ID is not set; AZURE_CLIENT_ID is not set",
          env={"AZURE_CLIENT_ID": "", "AZURE_TENANT_ID": ""}),
+    # the sources other than Google (issue 15)
+    Case("write with the file source", ("write", *TOKEN, *FILE_SOURCE), 2,
+         "{token} already is a token file that another process keeps fresh"),
+    Case("daemon with the file source", ("daemon", *TOKEN, *FILE_SOURCE), 2,
+         "already is a token file"),
+    Case("issuer not https", ("write", *TOKEN, "--issuer", "http://issuer.example"), 2,
+         "invalid --issuer 'http://issuer.example': not an https URL"),
+    Case("github variables missing", ("write", *TOKEN, *STALE, "--source", "github-actions"), 2,
+         "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set"),
+    Case("github endpoint over http", ("write", *TOKEN, *STALE), 2,
+         "ACTIONS_ID_TOKEN_REQUEST_URL is not an https URL",
+         env={"ACTIONS_ID_TOKEN_REQUEST_URL": f"http://{CLOSED}/idtoken?api-version=2.0",
+              "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "bearer"}),
+    Case("github endpoint refuses (403)", ("write", *TOKEN, *STALE), 1,
+         "the GitHub Actions token endpoint refused to mint an ID token (HTTP 403)",
+         emulated=True, env={"ACTIONS_ID_TOKEN_REQUEST_TOKEN": "not-the-runner-token"}),
+    Case("command fails", ("write", *TOKEN, *STALE, *command(
+            "sh -c 'echo first >&2; printf \"no \\033[31mluck\\n\" >&2; exit 3'")), 1,
+         "the assertion command sh exited with status 3: no \\x1b[31mluck"),
+    Case("command hangs", ("write", *TOKEN, *STALE, "--source-timeout", "1", *command("sleep 30")),
+         1, "the assertion command sleep did not finish within 1s and was killed"),
+    Case("command prints garbage", ("write", *TOKEN, *STALE, *command("echo not-a-token")), 1,
+         "the assertion command echo printed 12 bytes that are not one JWT"),
+    Case("command not found", ("write", *TOKEN, *STALE, *command("{root}/no-such-command")), 2,
+         "cannot run the assertion command {root}/no-such-command: No such file or directory"),
 ]  # fmt: skip
 
 
@@ -226,11 +260,17 @@ def fill(text: str, world: World) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_bad_input_is_one_clear_error_and_changes_nothing(case: Case, tmp_path: Path) -> None:
+def test_bad_input_is_one_clear_error_and_changes_nothing(
+    case: Case, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if case.root_only and not ROOT:
         pytest.skip("needs root to play a second user")
     world = World(tmp_path / "world")
     case.setup(world)
+    if case.emulated:
+        emulator = request.getfixturevalue("emulator")
+        world.env.update(emulator.github_actions_env())
+        world.env["REQUESTS_CA_BUNDLE"] = emulator.ca_file
     before = world.snapshot()
     started = time.monotonic()
     done = run_cli(

@@ -48,7 +48,7 @@ for name in ("azureProfile.json", "service_principal_entries.json", state.RECORD
     assert state.load_json(os.path.join(work, name)) is None
 with open(os.path.join(work, "token"), "w") as f:
     f.write(bad_payload)
-assert tokenfile.fresh_token(os.path.join(work, "token"), "aud", time.time(), 0) is None
+assert tokenfile.fresh_token(os.path.join(work, "token"), "aud", time.time(), 0, issuer=None) is None
 try:
     tokenfile.read(os.path.join(work, "token"))
     raise SystemExit("a token whose payload is not JSON was read")

@@ -15,6 +15,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 import azfed_helper
+import azfed_helper.aio
 from azfed_helper import aio
 from azfed_helper._internal.entra.aadsts import EntraError
 from azfed_helper.emulator import FederatedCredential
@@ -31,10 +32,18 @@ def configured(
 
 
 def test_public_api_is_pinned() -> None:
-    assert azfed_helper.__all__ == ["GoogleFederatedCredential", "__version__"]
+    assert azfed_helper.__all__ == [
+        "FederatedCredential",
+        "GoogleFederatedCredential",
+        "__version__",
+    ]
     from azfed_helper.credential import GoogleFederatedCredential
 
     assert azfed_helper.GoogleFederatedCredential is GoogleFederatedCredential
+    # The neutral name is the same class, in both modules.
+    assert azfed_helper.FederatedCredential is GoogleFederatedCredential
+    assert azfed_helper.aio.FederatedCredential is azfed_helper.aio.GoogleFederatedCredential
+    assert azfed_helper.aio.__all__ == ["FederatedCredential", "GoogleFederatedCredential"]
 
 
 def test_sync_credential_from_environment(emulator: Any, configured: Path) -> None:

@@ -282,7 +282,12 @@ def test_once_is_write(emulator: Any, tmp_path: Path) -> None:
     path = tmp_path / "token"
     result = run_cli("daemon", "--once", "--token-file", str(path), env=emulator.env())
     assert result.returncode == 0 and result.stderr.startswith("wrote ")
-    idtoken.validate(idtoken.decode(path.read_bytes()), idtoken.DEFAULT_AUDIENCE, time.time())
+    idtoken.validate(
+        idtoken.decode(path.read_bytes()),
+        idtoken.DEFAULT_AUDIENCE,
+        time.time(),
+        issuer=idtoken.GOOGLE_ISSUER,
+    )
     assert emulator.counts["metadata.identity"] == 1
 
 

@@ -41,7 +41,7 @@ def test_healthy_setup_passes(emulator: Any, tmp_path: Path) -> None:
     shown = {line.split()[0]: line.split()[1:] for line in checks["configuration"]["details"]}
     assert shown["token-file"] == [str(token_file), "(flag)"]
     assert shown["client-id"] == [emulator.client_id, "(env", "AZURE_CLIENT_ID)"]
-    assert checks["google source"]["details"][0].startswith("the metadata server at 127.0.0.1:")
+    assert checks["source"]["details"][0].startswith("google: the metadata server at 127.0.0.1:")
     command = checks["federated credential"]["details"][-1]
     argv = shlex.split(command)
     assert argv[:5] == ["az", "ad", "app", "federated-credential", "create"]
@@ -55,7 +55,7 @@ def test_healthy_setup_passes(emulator: Any, tmp_path: Path) -> None:
     assert token_file.exists()
     assert emulator.counts["metadata.identity"] == 1  # one token minted, checked and written
     assert emulator.counts["metadata.ping"] == 1  # the source check: a metadata server answers
-    assert checks["google source"]["details"][1] == (
+    assert checks["source"]["details"][1] == (
         "it answers as a metadata server (Metadata-Flavor: Google)"
     )
 
@@ -79,8 +79,8 @@ def test_missing_source_and_app(emulator: Any, tmp_path: Path) -> None:
     env = {"AZURE_CLIENT_ID": "", "GOOGLE_APPLICATION_CREDENTIALS": str(creds)}
     code, checks = doctor(emulator, env=env)
     assert code == 1
-    assert checks["google source"]["status"] == "fail"
-    assert "--impersonate" in checks["google source"]["fix"]
+    assert checks["source"]["status"] == "fail"
+    assert "--impersonate" in checks["source"]["fix"]
     assert checks["federated credential"]["status"] == "skip"
     assert checks["token file"]["status"] == "skip"
     assert checks["entra exchange"]["status"] == "skip"
@@ -95,14 +95,14 @@ def test_off_google_cloud_the_source_check_fails_with_the_fix(emulator: Any) -> 
         host = f"127.0.0.1:{held.getsockname()[1]}"
         code, checks = doctor(emulator, env={"GCE_METADATA_HOST": host})
     assert code == 1
-    source = checks["google source"]
+    source = checks["source"]
     assert source["status"] == "fail"
     assert f"no metadata server answered at {host} (connection refused)" in source["details"][0]
     assert f"{credentials.env} is not set" in source["details"][0]
     assert credentials.where() in source["fix"]
     assert impersonate.where() in source["fix"]
     assert "run on Google Cloud" in source["fix"]
-    assert checks["google token"]["status"] == "skip"  # not a second wait for the same answer
+    assert checks["id token"]["status"] == "skip"  # not a second wait for the same answer
     assert checks["entra exchange"]["status"] == "skip"
     assert emulator.counts["metadata.identity"] == 0
 
@@ -126,7 +126,7 @@ def test_a_server_that_is_not_a_metadata_server_fails_the_source_check(emulator:
         server.shutdown()
         server.server_close()
     assert code == 1
-    source = checks["google source"]
+    source = checks["source"]
     assert source["status"] == "fail"
     assert (
         f"a server answered at {host} (HTTP 404) but it is not a metadata server"
@@ -176,7 +176,7 @@ def test_each_check_is_printed_as_it_finishes(emulator: Any, tmp_path: Path) -> 
             assert not release.is_set() and process.poll() is None
             shown = [line[1:].split("] ")[1] for line in list(seen) if line.startswith("[")]
             assert shown == [
-                "configuration", "google source", "google token", "federated credential",
+                "configuration", "source", "id token", "federated credential",
                 "token file",
             ]  # fmt: skip
         finally:
@@ -211,3 +211,82 @@ def test_colour_on_a_terminal_only(emulator: Any, tmp_path: Path) -> None:
     piped = run_cli(*args, env=env)
     assert piped.returncode == 1
     assert "[FAIL] entra exchange" in piped.stdout and "\x1b" not in piped.stdout
+
+
+def _federated_credential(checks: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of the printed `az ad app federated-credential create` command."""
+    argv = shlex.split(checks["federated credential"]["details"][-1])
+    assert argv[:5] == ["az", "ad", "app", "federated-credential", "create"]
+    parameters: dict[str, Any] = json.loads(argv[argv.index("--parameters") + 1])
+    return parameters
+
+
+def test_github_actions_source_is_explained(emulator: Any) -> None:
+    """In a job with id-token: write: the endpoint (never the bearer), GitHub's claims, the
+    credential the app needs; once it exists, the exchange passes."""
+    runner = emulator.github_actions_env()
+    code, checks = doctor(emulator, env=runner)
+    assert code == 1  # the app does not trust the job yet
+    source = checks["source"]["details"]
+    assert source[0].startswith("github-actions: the GitHub Actions OIDC endpoint https://")
+    assert source[-1] == "expected issuer: https://token.actions.githubusercontent.com"
+    assert runner["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] not in json.dumps(checks)
+    token = checks["id token"]["details"]
+    assert "sub: repo:emulated-org/emulated-repo:ref:refs/heads/main" in token
+    assert any("lifetime 5m00s; replaced with 2m30s left" in line for line in token)
+    assert any("azfed-helper serve" in line for line in token)  # too short for file readers
+    parameters = _federated_credential(checks)
+    assert parameters["issuer"] == "https://token.actions.githubusercontent.com"
+    assert parameters["subject"] == "repo:emulated-org/emulated-repo:ref:refs/heads/main"
+    assert parameters["audiences"] == ["api://AzureADTokenExchange"]
+    assert parameters["name"] == "github-repo-emulated-org-emulated-repo-ref-refs-heads-main"
+    exchange = checks["entra exchange"]
+    assert exchange["status"] == "fail" and "AADSTS700211" in exchange["details"][0]
+    assert "issuer https://token.actions.githubusercontent.com" in " ".join(exchange["details"])
+    emulator.add_github_actions_credential()
+    code, checks = doctor(emulator, env=runner)
+    assert code == 0, checks
+
+
+def test_file_source_is_explained(emulator: Any, tmp_path: Path) -> None:
+    emulator.add_kubernetes_credential(namespace="payments", service_account="api")
+    path = tmp_path / "tokens" / "azure-identity-token"
+    emulator.start_projected_token_file(path, namespace="payments", service_account="api")
+    args = ("--source", "file", "--assertion-file", str(path), "--reader", "root")
+    code, checks = doctor(emulator, *args)
+    assert code == 0, checks
+    source = checks["source"]["details"]
+    assert source[0].startswith(f"file: the file {path} (a link to {path.parent}/..")
+    assert source[1] == f"{path}: owner root (uid 0), mode 0600"
+    assert source[-1] == "expected issuer: any https issuer"
+    assert "sub: system:serviceaccount:payments:api" in checks["id token"]["details"]
+    parameters = _federated_credential(checks)
+    assert parameters["name"] == "kubernetes-payments-api"
+    assert parameters["issuer"] == emulator.kubernetes.issuer
+    assert parameters["subject"] == "system:serviceaccount:payments:api"
+    token_file = checks["token file"]["details"]
+    assert (
+        token_file[0] == f"the source's file is the token file: AZURE_FEDERATED_TOKEN_FILE={path}"
+    )
+    assert "readable by root" in token_file
+    code, checks = doctor(emulator, *args, "--token-file", str(tmp_path / "copy"))
+    assert checks["token file"]["status"] == "fail"
+    assert f"AZURE_FEDERATED_TOKEN_FILE={path}" in checks["token file"]["fix"]
+    assert not (tmp_path / "copy").exists()  # nothing copied
+
+
+def test_command_source_is_explained(emulator: Any, tmp_path: Path) -> None:
+    emulator.add_kubernetes_credential()
+    (tmp_path / "token.jwt").write_text(emulator.mint_kubernetes_token())
+    code, checks = doctor(
+        emulator, "--source", "command", "--assertion-command", f"cat {tmp_path / 'token.jwt'}"
+    )
+    assert code == 0, checks
+    source = checks["source"]["details"][0]
+    assert source.startswith("command: the command cat (") and "1 argument(s)" in source
+    assert str(tmp_path) not in source  # arguments are not shown: they may hold secrets
+    assert _federated_credential(checks)["subject"] == "system:serviceaccount:default:workload"
+    code, checks = doctor(emulator, "--source", "command", "--assertion-command", "no-such-mint")
+    assert checks["source"]["status"] == "fail"
+    assert "no-such-mint is not an executable file on PATH" in checks["source"]["details"][0]
+    assert checks["id token"]["status"] == "skip"

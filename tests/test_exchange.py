@@ -238,7 +238,7 @@ def test_an_unexpected_assertion_failure_is_wrapped_once(
     exchange = Exchange(settings(), broken, sleep=delays.append)
     with pytest.raises(SourceError) as info:
         exchange.acquire(SCOPES)
-    assert "cannot get the Google ID token to present to Entra: RuntimeError: disk on fire" in str(
+    assert "cannot get the ID token to present to Entra: RuntimeError: disk on fire" in str(
         info.value
     )
     assert isinstance(info.value.__cause__, RuntimeError)

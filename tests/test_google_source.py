@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from azfed_helper._internal import idtoken
+from azfed_helper._internal import idtoken, sources
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.errors import SourceError
 from azfed_helper._internal.options import BY_DEST
@@ -304,8 +304,8 @@ def test_the_daemons_fetch_child_ends_within_the_same_budget(
         with pytest.raises(SourceError) as info:
             child_fetch.fetch(config)
         took = time.monotonic() - started
-    assert google_source.total_source_budget(config) == 3 * 1 + 2
-    assert took < google_source.total_source_budget(config)
+    assert sources.total_source_budget(config) == 3 * 1 + 2
+    assert took < sources.total_source_budget(config)
     assert f"no metadata server answered at {silent.address} (no answer within 1s)" in str(
         info.value
     )

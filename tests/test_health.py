@@ -11,7 +11,7 @@ import pytest
 
 from azfed_helper._internal import httphandler
 from azfed_helper._internal.errors import UsageError
-from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE
+from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE, GOOGLE_ISSUER
 from azfed_helper._internal.sidecar import health
 from azfed_helper._internal.sidecar.loop import HealthState
 
@@ -44,7 +44,9 @@ def test_loopback_detection() -> None:
 
 
 def checks_at(state: HealthState, path: Path, now: float) -> health.Checks:
-    return health.Checks(state, str(path), DEFAULT_AUDIENCE, 600, clock=lambda: now)
+    return health.Checks(
+        state, str(path), DEFAULT_AUDIENCE, 600, issuer=GOOGLE_ISSUER, clock=lambda: now
+    )
 
 
 def test_live_follows_the_loops_promised_deadline(tmp_path: Path) -> None:
@@ -109,7 +111,8 @@ def test_server_answers_and_stops(tmp_path: Path) -> None:
     state = HealthState()
     state.update(running=True, expect_by=time.time() + 60)
     server = health.HealthServer(
-        ("127.0.0.1", 0), health.Checks(state, str(path), DEFAULT_AUDIENCE, 600)
+        ("127.0.0.1", 0),
+        health.Checks(state, str(path), DEFAULT_AUDIENCE, 600, issuer=GOOGLE_ISSUER),
     )
     assert not server.running
     server.start()
@@ -133,7 +136,9 @@ def test_server_answers_and_stops(tmp_path: Path) -> None:
 
 
 def test_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
-    checks = health.Checks(HealthState(), str(tmp_path / "t"), DEFAULT_AUDIENCE, 600)
+    checks = health.Checks(
+        HealthState(), str(tmp_path / "t"), DEFAULT_AUDIENCE, 600, issuer=GOOGLE_ISSUER
+    )
     first = health.HealthServer(("127.0.0.1", 0), checks)
     try:
         with pytest.raises(UsageError, match="cannot listen"):

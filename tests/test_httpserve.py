@@ -79,7 +79,7 @@ def checks(tmp_path: Path) -> health.Checks:
     path.write_text(make_jwt(iat=now, exp=now + 3600))
     state = HealthState()
     state.update(running=True, expect_by=time.time() + 600)
-    return health.Checks(state, str(path), DEFAULT_AUDIENCE, 600)
+    return health.Checks(state, str(path), DEFAULT_AUDIENCE, 600, issuer=None)
 
 
 def started(
@@ -238,7 +238,7 @@ from azfed_helper._internal.sidecar.loop import HealthState
 logs.setup("json")
 state = HealthState()
 state.update(running=True, expect_by=time.time() + 3600)
-checks = health.Checks(state, os.devnull, "api://AzureADTokenExchange", 600)
+checks = health.Checks(state, os.devnull, "api://AzureADTokenExchange", 600, issuer=None)
 limits = httpserve.Limits(read_timeout=120, max_connections=1000)
 server = health.HealthServer(("127.0.0.1", 0), checks, limits)
 server.start()

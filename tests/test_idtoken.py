@@ -50,7 +50,7 @@ def test_token_is_immutable() -> None:
 def test_validate_names_the_failing_claim(claims: dict[str, object], claim: str) -> None:
     token = idtoken.decode(make_jwt(**claims))
     with pytest.raises(InvalidTokenError) as info:
-        idtoken.validate(token, AUD, time.time())
+        idtoken.validate(token, AUD, time.time(), issuer=idtoken.GOOGLE_ISSUER)
     assert info.value.claim == claim
     assert claim in str(info.value)
 
@@ -58,9 +58,9 @@ def test_validate_names_the_failing_claim(claims: dict[str, object], claim: str)
 def test_validate_accepts_audience_list_and_margin() -> None:
     now = time.time()
     token = idtoken.decode(make_jwt(aud=[AUD, "x"]))
-    assert idtoken.validate(token, AUD, now) is token
+    assert idtoken.validate(token, AUD, now, issuer=idtoken.GOOGLE_ISSUER) is token
     with pytest.raises(InvalidTokenError, match="about to expire"):
-        idtoken.validate(token, AUD, now, min_remaining=4000)
+        idtoken.validate(token, AUD, now, min_remaining=4000, issuer=idtoken.GOOGLE_ISSUER)
 
 
 def jwt_with_claims_text(times: str) -> str:
@@ -93,7 +93,7 @@ NOW = int(time.time())
 def test_times_outside_reason_make_the_token_invalid(times: str, claim: str, words: str) -> None:
     token = idtoken.decode(jwt_with_claims_text(times))
     with pytest.raises(InvalidTokenError) as info:
-        idtoken.validate(token, AUD, time.time())
+        idtoken.validate(token, AUD, time.time(), issuer=idtoken.GOOGLE_ISSUER)
     assert info.value.claim == claim
     assert words in info.value.message and info.value.hint
     assert len(info.value.message) < 200
@@ -106,4 +106,4 @@ def test_times_outside_reason_make_the_token_invalid(times: str, claim: str, wor
 def test_small_clock_skew_is_accepted() -> None:
     now = time.time()
     token = idtoken.decode(make_jwt(iat=int(now) + 200, exp=int(now) + 3800))
-    assert idtoken.validate(token, AUD, now) is token
+    assert idtoken.validate(token, AUD, now, issuer=idtoken.GOOGLE_ISSUER) is token

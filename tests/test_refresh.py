@@ -14,8 +14,10 @@ POLICY = refresh.Policy(margin=1200, min_backoff=1, max_backoff=60)
 
 def test_window_is_second_half_of_life_up_to_the_margin() -> None:
     assert refresh.refresh_window(0, HOUR, 1200) == (1800, 2400)
-    # A life too short for the margin: an empty window at exp - margin, in the past.
-    assert refresh.refresh_window(0, 600, 1200) == (-600, -600)
+    # A life too short for the margin (GitHub's 5 minutes): due at half its life, not at once.
+    assert refresh.refresh_window(0, 300, 1200) == (150, 150)
+    assert refresh.refresh_window(0, 2000, 1200) == (1000, 1000)
+    assert refresh.refresh_window(0, 3000, 1200) == (1500, 1800)
 
 
 def test_next_refresh_stays_in_window_and_spreads() -> None:

@@ -149,7 +149,7 @@ def test_reader_always_sees_a_whole_valid_token(
     while len(seen) < 3:
         assert time.monotonic() < deadline, f"saw only {len(seen)} tokens"
         raw = path.read_bytes()  # never missing, empty or partial: decode + validate must pass
-        idtoken.validate(idtoken.decode(raw), AUDIENCE, time.time())
+        idtoken.validate(idtoken.decode(raw), AUDIENCE, time.time(), issuer=idtoken.GOOGLE_ISSUER)
         assert not raw.endswith(b"\n")
         seen.add(raw)
         time.sleep(0.01)
@@ -172,7 +172,14 @@ def test_outage_keeps_last_token_then_not_ready_then_recovers(
     policy = refresh.Policy(margin=2, min_backoff=0.2, max_backoff=0.5)
     running = start(settings, policy, fetch=timeline.fetch, rng=TopJitter(), wait=timeline.wait)
     now = time.time()  # each sample judges readiness and the token's life at one instant
-    checks = Checks(running.sidecar.state, str(path), AUDIENCE, 0.5, clock=lambda: now)
+    checks = Checks(
+        running.sidecar.state,
+        str(path),
+        AUDIENCE,
+        0.5,
+        issuer=idtoken.GOOGLE_ISSUER,
+        clock=lambda: now,
+    )
     running.writes.wait_for(1)
     emulator.set_google_available(False)
     wait_until(lambda: running.sidecar.state.snapshot().failures["source"] >= 1)
@@ -260,25 +267,56 @@ def test_fleet_started_together_spreads_its_refreshes(
 
 
 def test_short_lived_tokens_get_a_bounded_logged_back_off(
-    emulator: Any, emulator_env: dict[str, str], tmp_path: Path, start: Any, caplog: Any
+    tmp_path: Path, start: Any, caplog: Any
 ) -> None:
-    emulator.id_token_lifetime = 2  # shorter than the 3 s margin: always due at once
+    """A source that hands out tokens already due (2 s left of 102, less than the 3 s margin;
+    a token merely short-lived is replaced at half its life instead) is asked again after the
+    capped back-off, never at once."""
+    fetched: list[str] = []
+
+    def stale(settings: Settings) -> str:
+        now = int(time.time())
+        fetched.append(make_jwt(iat=now - 100, exp=now + 2))
+        return fetched[-1]
+
     path = tmp_path / "token"
     policy = refresh.Policy(margin=3, min_backoff=0.2, max_backoff=0.4)
     settings = settings_for(path, refresh_margin="3", min_remaining="1")
     timeline = Timeline()
     with caplog.at_level(logging.WARNING, logger="azfed_helper"):
-        running = start(settings, policy, rng=TopJitter(), wait=timeline.wait)
+        running = start(settings, policy, rng=TopJitter(), wait=timeline.wait, fetch=stale)
         running.writes.wait_for(3)
         snapshot = running.sidecar.state.snapshot()
         running.stop()
-    # Each short-lived token is asked for again after the capped back-off, never at once.
     assert snapshot.last_success is not None and snapshot.next_refresh is not None
     assert snapshot.next_refresh - snapshot.last_success == pytest.approx(0.4)
     waits = [delay for kind, delay in timeline.events if kind == "wait"]
     assert len(waits) >= 2 and waits == pytest.approx([0.4] * len(waits))  # no busy loop
-    assert emulator.counts["metadata.identity"] <= len(running.writes.tokens) + 1  # one in flight
+    assert len(fetched) <= len(running.writes.tokens) + 1  # one in flight
     assert any(getattr(r, "event", "") == "short_lived" for r in caplog.records)
+
+
+def test_short_lived_tokens_are_replaced_at_half_their_life(
+    emulator: Any, emulator_env: dict[str, str], tmp_path: Path, start: Any, caplog: Any
+) -> None:
+    """4-second tokens and a 20-minute margin: each is replaced at half its life (planned from
+    the token), neither treated as due at once (a short-lived warning and back-off) nor kept
+    until it expires."""
+    emulator.id_token_lifetime = 4
+    path = tmp_path / "token"
+    timeline = Timeline()
+    with caplog.at_level(logging.INFO, logger="azfed_helper"):
+        running = start(settings_for(path), refresh.Policy(margin=1200), wait=timeline.wait)
+        running.writes.wait_for(3)
+        running.stop()
+    planned = [r for r in caplog.records if getattr(r, "event", "") == "refreshed"][:2]
+    assert len(planned) == 2
+    for record, token in zip(planned, running.writes.tokens, strict=False):
+        assert token.expires_at - token.issued_at == 4
+        delay = record.next_refresh_in  # type: ignore[attr-defined]
+        assert 0 < delay <= 2  # iat + 2 s, counted from whenever the write finished
+    assert not [r for r in caplog.records if getattr(r, "event", "") == "short_lived"]
+    assert emulator.counts["metadata.identity"] <= len(running.writes.tokens) + 1
 
 
 def test_stop_mid_fetch_is_quick_and_never_writes(tmp_path: Path, start: Any) -> None:

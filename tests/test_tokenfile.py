@@ -11,6 +11,7 @@ import pytest
 
 from azfed_helper._internal import tokenfile
 from azfed_helper._internal.errors import InvalidTokenError, UsageError
+from azfed_helper._internal.idtoken import GOOGLE_ISSUER as GOOGLE
 
 from .conftest import cli_env, make_jwt
 
@@ -85,13 +86,26 @@ def test_read_and_fresh_token(tmp_path: Path) -> None:
     assert tokenfile.read(str(target)) is None
     now = time.time()
     target.write_text(make_jwt())
-    assert tokenfile.fresh_token(str(target), AUD, now, 600) is not None
-    assert tokenfile.fresh_token(str(target), AUD, now, 4000) is None
-    assert tokenfile.fresh_token(str(target), "other", now, 0) is None
+    assert tokenfile.fresh_token(str(target), AUD, now, 600, issuer=GOOGLE) is not None
+    assert tokenfile.fresh_token(str(target), "other", now, 0, issuer=GOOGLE) is None
+    assert tokenfile.fresh_token(str(target), AUD, now, 0, issuer="https://other") is None
+    assert tokenfile.fresh_token(str(target), AUD, now, 0, issuer=None) is not None  # any https
+    # Due with less than the margin or half the token's lifetime left, whichever is less: an
+    # hour's token with 50 minutes left is fresh even for a 4000-second margin...
+    target.write_text(make_jwt(iat=int(now) - 600, exp=int(now) + 3000))
+    assert tokenfile.fresh_token(str(target), AUD, now, 4000, issuer=GOOGLE) is not None
+    # ...and due, with 25 minutes left, for a 30-minute margin; 5 minutes of life are due at 2.5.
+    target.write_text(make_jwt(iat=int(now) - 2100, exp=int(now) + 1500))
+    assert tokenfile.fresh_token(str(target), AUD, now, 1800, issuer=GOOGLE) is None
+    target.write_text(make_jwt(iat=int(now) - 160, exp=int(now) + 140))
+    assert tokenfile.fresh_token(str(target), AUD, now, 1200, issuer=GOOGLE) is None
+    assert tokenfile.fresh_token(str(target), AUD, now + 20, 1200, issuer=GOOGLE) is None
+    target.write_text(make_jwt(iat=int(now) - 140, exp=int(now) + 160))
+    assert tokenfile.fresh_token(str(target), AUD, now, 1200, issuer=GOOGLE) is not None
     target.write_text("")
     with pytest.raises(InvalidTokenError, match="empty"):
         tokenfile.read(str(target))
-    assert tokenfile.fresh_token(str(target), AUD, now, 0) is None
+    assert tokenfile.fresh_token(str(target), AUD, now, 0, issuer=GOOGLE) is None
 
 
 def test_read_directory_is_usage_error(tmp_path: Path) -> None:

@@ -257,7 +257,9 @@ def test_sigkilled_writers_never_expose_a_partial_file(emulator: Any, tmp_path: 
         while not stop.is_set():
             try:
                 data = token_file.read_text()
-                idtoken.validate(idtoken.decode(data), AUD, time.time())
+                idtoken.validate(
+                    idtoken.decode(data), AUD, time.time(), issuer=idtoken.GOOGLE_ISSUER
+                )
             except Exception as exc:  # any failure is a missing, torn or invalid read
                 bad_reads.append(repr(exc))
             reads += 1

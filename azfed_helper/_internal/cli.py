@@ -26,7 +26,9 @@ FAST_PATHS = ("write", "token", "az-login", "az")
 HOLD_SIGHUP = ("daemon", "serve")
 
 DESCRIPTION = """\
-Reach Azure from Google Cloud with no Azure secret.
+Reach Azure from Google Cloud with no Azure secret. The ID token comes from Google by
+default, or from a Kubernetes projected token, a GitHub Actions job or a command: the source
+setting (`azfed-helper settings` shows it; `azfed-helper write --help` lists the options).
 
 which mode?
   you have                                   use
@@ -35,7 +37,7 @@ which mode?
   Terraform (azurerm/azuread)                the token file: `env --for terraform`
   shell scripts calling az                   the az hook: `az-login --print-hook bash`
   scripts needing a bearer token, kubectl    `token` (-o raw|json|exec-credential|env)
-  your own Python code                       GoogleFederatedCredential (azfed-helper[azure])
+  your own Python code                       FederatedCredential (azfed-helper[azure])
   tools that only speak managed identity     `serve`, a local managed-identity endpoint
 
 first steps: `azfed-helper demo` (offline), `azfed-helper settings`, `azfed-helper doctor`"""

@@ -49,6 +49,10 @@ class Settings:
 
     token_file: str | None
     audience: str
+    source: str
+    issuer: str | None
+    assertion_file: str | None
+    assertion_command: str | None
     credentials: str | None
     impersonate: str | None
     token_format: str
@@ -209,4 +213,8 @@ def resolve(flags: object, environ: Mapping[str, str] | None = None) -> Settings
             label = f"{option.name} ({profile.origins[name].replace('config ', 'config file ', 1)})"
             values[name] = _parsed(option, profile.values[name], label)
             origins[name] = profile.origins[name]
+    if "source" not in values:
+        from .sources import default_source
+
+        values["source"] = default_source(env)  # its origin stays "default"
     return Settings(values, origins, config_file=profile.path, profile=profile.name)

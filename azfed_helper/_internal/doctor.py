@@ -1,9 +1,10 @@
 """``azfed-helper doctor``: every check in order, each passed, failed or skipped with the fix.
 
-The checks run the real code paths (source detection, a real Google token, a real Entra exchange
-with that token, the token file on disk, the Azure CLI's state), so a pass means the deployment
-works, and a failure shows the same explained error the commands would. Never prints a token.
-Checks are yielded as each finishes, so a user watching a slow Entra sees the earlier ones.
+The checks run the real code paths (the selected source, a real ID token from it, a real Entra
+exchange with that token, the token file on disk, the Azure CLI's state), so a pass means the
+deployment works, and a failure shows the same explained error the commands would. Never prints
+a token. Checks are yielded as each finishes, so a user watching a slow Entra sees the earlier
+ones.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import idtoken, tokenfile
+from . import idtoken, ownership, sources, tokenfile
 from .config import Settings
 from .durations import format_duration
 from .errors import AzfedError
-from .idtoken import GOOGLE_ISSUER, IdToken
+from .idtoken import IdToken
+from .options import BY_DEST
 from .shell import quote
-from .sources import google as google_source
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 DEFAULT_SCOPE = "https://management.azure.com/.default"
+# Readers of a token file reuse what they read for 10 minutes, and the file is replaced with
+# (at most) half the token's life left: a token that lives no longer than this fails them.
+SHORT_FOR_FILE_READERS = 1200
 
 
 class Check:
@@ -50,14 +54,15 @@ class Doctor:
         self.readers = readers
         self.scopes = scopes
         self.token: IdToken | None = None
-        self.source_ok = False  # set by google_source; the token check needs it
+        self.source_ok = False  # set by the source check; the token check needs it
+        self.kind = sources.select(settings)
 
     def run(self) -> Iterator[Check]:
         """Each check's outcome as soon as it is known (later checks wait for earlier ones)."""
         steps: list[Callable[[], Check]] = [
             self.configuration,
-            self.google_source,
-            self.google_token,
+            self.source,
+            self.id_token,
             self.federated_credential,
             self.token_file,
             self.entra_exchange,
@@ -72,57 +77,79 @@ class Doctor:
 
         return Check("configuration", PASS, lines(self.settings))
 
-    def google_source(self) -> Check:
-        """The source the settings select; a metadata server must also answer (off Google
-        Cloud none does, and describing it would pass a deployment that cannot work)."""
-        source, _info = google_source.detect(self.settings)
-        details = [source.describe()]
-        if source.kind == "metadata":
-            google_source.probe_metadata(self.settings)
-            details.append("it answers as a metadata server (Metadata-Flavor: Google)")
-        self.source_ok = True
-        return Check("google source", PASS, details)
+    def source(self) -> Check:
+        """The source the settings select and what it reads; a Google metadata server must
+        also answer (off Google Cloud none does, and describing it would pass a deployment that
+        cannot work), and the file source's file must be there."""
+        settings, kind = self.settings, self.kind
+        details = [f"{kind.name}: {kind.describe(settings)}"]
+        if kind.name == "google":
+            from .sources import google as google_source
 
-    def google_token(self) -> Check:
+            if google_source.detect(settings)[0].kind == "metadata":
+                google_source.probe_metadata(settings)
+                details.append("it answers as a metadata server (Metadata-Flavor: Google)")
+        elif kind.reads_file:
+            path = str(settings.assertion_file)
+            kind.fetch(settings)  # there, a regular file, readable and not empty
+            details.append(f"{path}: {ownership.describe(os.stat(path))}")
+        issuer = sources.expected_issuer(settings)
+        pinned = f" (pinned by {BY_DEST['issuer'].flag})" if settings.issuer else ""
+        details.append(f"expected issuer: {issuer or 'any https issuer'}{pinned}")
+        self.source_ok = True
+        return Check("source", PASS, details)
+
+    def id_token(self) -> Check:
         if not self.source_ok:
-            return Check("google token", SKIP, ["needs a working Google source (see above)"])
-        raw = google_source.fetch(self.settings)
-        token = idtoken.validate(idtoken.decode(raw), self.settings.audience, time.time())
+            return Check("id token", SKIP, ["needs a working source (see above)"])
+        settings = self.settings
+        raw = self.kind.fetch(settings)
+        now = time.time()
+        token = idtoken.validate(
+            idtoken.decode(raw), settings.audience, now, issuer=sources.expected_issuer(settings)
+        )
         self.token = token
         details = [f"{key}: {value}" for key, value in token.summary().items()]
-        details.append(f"expires in {format_duration(token.remaining(time.time()))}")
-        return Check("google token", PASS, details)
+        lifetime = token.expires_at - token.issued_at
+        details.append(
+            f"expires in {format_duration(token.remaining(now))} (lifetime "
+            f"{format_duration(lifetime)}; replaced with "
+            f"{format_duration(token.due_margin(settings.refresh_margin))} left)"
+        )
+        if lifetime <= SHORT_FOR_FILE_READERS:
+            details.append(
+                "note: tokens this short outlive no reader of a token file (the Azure SDKs reuse "
+                "what they read from it for 10 minutes): give the SDKs `azfed-helper serve` "
+                "(managed identity) or FederatedCredential instead"
+            )
+        return Check("id token", PASS, details)
 
     def federated_credential(self) -> Check:
         if self.token is None:
-            return Check("federated credential", SKIP, ["needs a Google token (see above)"])
-        claims = self.token.claims
+            return Check("federated credential", SKIP, ["needs an ID token (see above)"])
         client = self.settings.client_id or "CLIENT_ID"
-        parameters = {
-            "name": f"google-{claims['sub']}",
-            "issuer": GOOGLE_ISSUER,
-            "subject": claims["sub"],
-            "audiences": [self.settings.audience],
-            "description": f"Google service account {claims.get('email', claims['sub'])}",
-        }
+        parameters = self.kind.federated_credential(self.token.claims, self.settings)
         command = (
             f"az ad app federated-credential create --id {quote(client)} "
             f"--parameters {quote(json.dumps(parameters))}"
         )
         details = [
-            f"issuer {GOOGLE_ISSUER}, subject {claims['sub']}, audience {self.settings.audience}",
+            f"issuer {parameters['issuer']}, subject {parameters['subject']}, audience "
+            f"{self.settings.audience}",
             "the app registration needs exactly this federated credential; create it with:",
             command,
         ]
         return Check("federated credential", PASS, details)
 
     def token_file(self) -> Check:
+        if self.kind.reads_file:
+            return self._source_file()
         path = self.settings.token_file
         if not path:
             return Check(
                 "token file",
                 SKIP,
-                ["no token file configured (token/credential keep the Google token in memory)"],
+                ["no token file configured (token/credential keep the ID token in memory)"],
                 "set AZURE_FEDERATED_TOKEN_FILE or --token-file for the Azure SDKs, az and Terraform",
             )
         if self.token is not None:
@@ -134,7 +161,34 @@ class Doctor:
         token = tokenfile.read(path)
         if token is None:
             return Check("token file", FAIL, [f"{path} does not exist"], "run `azfed-helper write`")
-        idtoken.validate(token, self.settings.audience, time.time())
+        return self._readable(path, token)
+
+    def _source_file(self) -> Check:
+        """The file source's file is the token file: nothing is written, its readers checked."""
+        path = str(self.settings.assertion_file)
+        variable = BY_DEST["token_file"].env
+        configured = self.settings.token_file
+        if configured and os.path.realpath(configured) != os.path.realpath(path):
+            return Check(
+                "token file",
+                FAIL,
+                [f"{variable} is {configured}, which nothing writes with --source file"],
+                f"set {variable}={path}: that file already is a token file, kept fresh by "
+                "another process",
+            )
+        token = tokenfile.read(path)
+        if token is None:
+            return Check("token file", FAIL, [f"{path} does not exist"], "check the source above")
+        check = self._readable(path, token)
+        check.details.insert(0, f"the source's file is the token file: {variable}={path}")
+        return check
+
+    def _readable(self, path: str, token: IdToken) -> Check:
+        """A token file's state: valid, its mode and owner, and whether the readers can read it."""
+        settings = self.settings
+        idtoken.validate(
+            token, settings.audience, time.time(), issuer=sources.expected_issuer(settings)
+        )
         info = os.stat(path)
         details = [
             f"path: {path}",
@@ -167,7 +221,7 @@ class Doctor:
                 "set --client-id/--tenant-id (or AZURE_CLIENT_ID/AZURE_TENANT_ID) to test the exchange",
             )
         if self.token is None:
-            return Check("entra exchange", SKIP, ["needs a Google token (see above)"])
+            return Check("entra exchange", SKIP, ["needs an ID token (see above)"])
         from .entra.exchange import Exchange
 
         raw = self.token.raw

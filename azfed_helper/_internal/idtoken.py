@@ -1,7 +1,8 @@
-"""The Google ID token as a value: unverified decode and the checks Entra will make.
+"""The ID token (the assertion) as a value: unverified decode and the checks Entra will make.
 
-We never verify the signature here (Entra does, against Google's JWKS); we check the claims that
-decide whether Entra will accept the token, so a bad token is refused before it reaches the file.
+We never verify the signature here (Entra does, against the issuer's JWKS); we check the claims
+that decide whether Entra will accept the token, so a bad token is refused before it reaches the
+file or Entra. Which issuer to expect depends on the source (``sources.expected_issuer``).
 Standard library only: this module sits on the no-op ``write`` path.
 """
 
@@ -22,8 +23,11 @@ EARLIEST = 946_684_800
 LATEST = 253_402_300_799
 # How far in the future iat may be: clocks differ a little, never by more.
 MAX_CLOCK_SKEW = 300
+# Entra has no documented clock-skew allowance: a token we could not refresh is still presented
+# only while it has this much life left (or half its lifetime, for shorter-lived tokens).
+MIN_PRESENTED_LIFETIME = 300
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
-_NOT_A_JWT_HINT = "a Google ID token is a JWT (header.claims.signature); check the token source"
+_NOT_A_JWT_HINT = "an ID token is a JWT (header.claims.signature); check the token source"
 
 
 class IdToken:
@@ -55,6 +59,18 @@ class IdToken:
     def remaining(self, now: float) -> float:
         """Seconds of life left at ``now`` (negative once expired)."""
         return self.expires_at - now
+
+    def due_margin(self, margin: float) -> float:
+        """The life left at which this token is due for replacement: ``margin``, or half the
+        token's lifetime when that is less. A 1-hour Google token keeps a 20-minute margin; a
+        5-minute GitHub token is replaced with 2.5 minutes left, neither presented stale nor
+        fetched again on every call."""
+        lifetime = self.expires_at - self.issued_at
+        return min(margin, lifetime / 2) if lifetime > 0 else margin
+
+    def fresh(self, now: float, margin: float) -> bool:
+        """More life left than :meth:`due_margin` of ``margin``."""
+        return self.remaining(now) > self.due_margin(margin)
 
     def summary(self) -> dict[str, object]:
         """The claims worth showing a person (never the token); times out of range as text, so
@@ -124,15 +140,21 @@ def audiences(token: IdToken) -> list[str]:
     return []
 
 
-def validate(token: IdToken, audience: str, now: float, min_remaining: float = 0) -> IdToken:
-    """Check the claims Entra checks; raise InvalidTokenError naming the first claim that fails."""
+def validate(
+    token: IdToken,
+    audience: str,
+    now: float,
+    min_remaining: float = 0,
+    *,
+    issuer: str | None,
+) -> IdToken:
+    """Check the claims Entra checks; raise InvalidTokenError naming the first claim that fails.
+
+    ``issuer`` is the exact ``iss`` to expect; None accepts any https issuer (Entra trusts no
+    other kind).
+    """
     claims = token.claims
-    if claims.get("iss") != GOOGLE_ISSUER:
-        raise InvalidTokenError(
-            f"claim 'iss' is {claims.get('iss')!r}, expected {GOOGLE_ISSUER!r}",
-            "the token must be a Google ID token; check the token source",
-            claim="iss",
-        )
+    _check_issuer(claims.get("iss"), issuer)
     if audience not in audiences(token):
         raise InvalidTokenError(
             f"claim 'aud' is {claims.get('aud')!r}, expected {audience!r}",
@@ -155,7 +177,7 @@ def validate(token: IdToken, audience: str, now: float, min_remaining: float = 0
     if token.expires_at - token.issued_at > MAX_LIFETIME:
         raise InvalidTokenError(
             "the token's lifetime (exp - iat) exceeds 25 hours; Entra refuses it (AADSTS70023)",
-            "check the token source: Google ID tokens live one hour",
+            "check the token source: ID tokens live an hour or less (Google's one hour)",
             claim="exp",
         )
     if token.remaining(now) <= min_remaining:
@@ -166,6 +188,22 @@ def validate(token: IdToken, audience: str, now: float, min_remaining: float = 0
             claim="exp",
         )
     return token
+
+
+def _check_issuer(iss: object, issuer: str | None) -> None:
+    if issuer is not None and iss != issuer:
+        raise InvalidTokenError(
+            f"claim 'iss' is {_describe(iss)}, expected {issuer!r}",
+            "the token must come from the issuer the source names (--source) or --issuer "
+            "pins; check both",
+            claim="iss",
+        )
+    if issuer is None and not (isinstance(iss, str) and iss.startswith("https://") and iss[8:]):
+        raise InvalidTokenError(
+            f"claim 'iss' is {_describe(iss)}, not an https URL",
+            "Entra trusts only https issuers; check the token source",
+            claim="iss",
+        )
 
 
 def _check_time(claims: dict[str, object], name: str) -> None:

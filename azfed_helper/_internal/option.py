@@ -91,6 +91,15 @@ def group_name(value: str) -> str:
     return value
 
 
+def https_url(value: str) -> str:
+    """An https URL with a host, as Entra requires of an issuer (compared exactly: no slash
+    is added or removed)."""
+    host = value[len("https://") :].split("/", 1)[0] if value.startswith("https://") else ""
+    if not host or any(char.isspace() for char in value):
+        raise BadValue("not an https URL", "e.g. https://token.actions.githubusercontent.com")
+    return value
+
+
 def scopes(value: str) -> list[str]:
     return value.split()
 

@@ -15,13 +15,28 @@ setting). The consumers derive from it: ``parser.add_options`` (argparse), ``fas
 from __future__ import annotations
 
 from .idtoken import DEFAULT_AUDIENCE
-from .option import Option, address, boolean, duration, group_name, mode, non_empty, port, scopes
+from .option import (
+    Option,
+    address,
+    boolean,
+    duration,
+    group_name,
+    https_url,
+    mode,
+    non_empty,
+    port,
+    scopes,
+)
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_PORT = 50342
 OUTPUTS = ("raw", "json", "exec-credential", "env")
+# Where the assertion comes from (sources/__init__.py maps each to its module).
+SOURCES = ("google", "file", "github-actions", "command")
 
 SOURCE = ("write", "daemon", "token", "az-login", "az", "serve", "doctor")
+# The token file's readers judge its claims, so they need to know which issuer to expect.
+CLAIMS = (*SOURCE, "status")
 FILE_WRITERS = ("write", "daemon", "doctor")
 AZURE = ("daemon", "env", "token", "az-login", "az", "serve", "doctor")
 EXCHANGERS = ("daemon", "token", "az-login", "az", "serve", "doctor")
@@ -45,12 +60,48 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "audience",
         "the token's audience, as the federated credential names it",
-        (*SOURCE, "status"),
+        CLAIMS,
         env="AZFED_AUDIENCE",
         default=DEFAULT_AUDIENCE,
         parse=non_empty,
         metavar="AUD",
         group="token source",
+    ),
+    Option(
+        "source",
+        "where the ID token comes from",
+        CLAIMS,
+        env="AZFED_SOURCE",
+        default="google",
+        choices=SOURCES,
+        group="token source",
+        default_text="github-actions in a GitHub Actions job allowed to mint ID tokens "
+        "(ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN set), else google",
+    ),
+    Option(
+        "issuer",
+        "the issuer ('iss') the token must name",
+        CLAIMS,
+        env="AZFED_ISSUER",
+        parse=https_url,
+        metavar="URL",
+        group="token source",
+        default_text="the source's: Google's, GitHub's, any https issuer for file and command",
+    ),
+    _source(
+        "assertion-file",
+        "--source file: the JWT file another process keeps fresh (a projected "
+        "service-account token); read before each exchange, never written",
+        env="AZFED_ASSERTION_FILE",
+        metavar="PATH",
+        is_path=True,
+    ),
+    _source(
+        "assertion-command",
+        "--source command: a command that prints a JWT on stdout, split like a shell "
+        "line but run without one",
+        env="AZFED_ASSERTION_COMMAND",
+        metavar="CMD",
     ),
     _source(
         "credentials",
@@ -75,7 +126,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _source(
         "refresh-margin",
-        "refresh once less than this lifetime remains",
+        "refresh once less than this lifetime, or half the token's lifetime, remains",
         env="AZFED_REFRESH_MARGIN",
         default=1200,
         parse=duration(1),

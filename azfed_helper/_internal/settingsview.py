@@ -33,6 +33,15 @@ def _json_value(option: Option, value: object) -> object:
     return value
 
 
+def _why(option: Option, value: object, origin: str) -> str:
+    """Why a default is what it is, when the environment chose it."""
+    if option.dest == "source" and origin == "default" and value != option.default:
+        from .sources import ACTIONS_TOKEN, ACTIONS_URL
+
+        return f" ({ACTIONS_URL} and {ACTIONS_TOKEN} are set)"
+    return ""
+
+
 def _shown(option: Option, value: object) -> str:
     if value is None:
         return f"({option.default_text})" if option.default_text else "(unset)"
@@ -65,7 +74,12 @@ def as_json(settings: Settings) -> dict[str, object]:
 def lines(settings: Settings) -> list[str]:
     """One aligned line per setting (``name  value  (origin)``), then the file and profile."""
     rows = [
-        (option.name, _shown(option, effective(settings, option)), settings.origins[option.dest])
+        (
+            option.name,
+            _shown(option, value := effective(settings, option))
+            + _why(option, value, settings.origins[option.dest]),
+            settings.origins[option.dest],
+        )
         for option in SETTINGS
     ]
     name_width = max(len(name) for name, _, _ in rows)

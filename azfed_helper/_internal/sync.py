@@ -2,7 +2,11 @@
 
 ``write`` calls it once, the az hook before each command, the daemon on its schedule. The cheap
 check runs without any lock or heavy import; only a refresh takes the writer lock, re-checks (another
-process may have just refreshed) and then asks the Google source.
+process may have just refreshed) and then asks the token source.
+
+A token is due once less than the refresh margin, or half its lifetime, is left
+(``IdToken.due_margin``). The ``file`` source has nothing to write: its file already is a token
+file, which ``write`` says (exit 2) instead of copying it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import os
 import time
 
-from . import TYPE_CHECKING, idtoken, tokenfile
+from . import TYPE_CHECKING, idtoken, sources, tokenfile
+from .errors import UsageError
 from .idtoken import IdToken
 
 if TYPE_CHECKING:
@@ -31,11 +36,17 @@ class SyncResult:
         self.wrote = wrote
 
 
-def google_fetch(settings: Settings) -> str:
-    """The default fetch: the Google source (google-auth imported only when a refresh runs)."""
-    from .sources import google as google_source
+def already_a_token_file(settings: Settings) -> UsageError:
+    """Why there is nothing to write with the ``file`` source, and what to do instead."""
+    from .options import BY_DEST
 
-    return google_source.fetch(settings)
+    token_file, source = BY_DEST["token_file"], BY_DEST["source"]
+    return UsageError(
+        f"{source.flag} file: {settings.assertion_file} already is a token file that another "
+        "process keeps fresh; azfed-helper reads it and never writes a copy",
+        f"point {token_file.env} at it for the Azure SDKs and Terraform, or run `daemon "
+        "--identity-endpoint` / `--az-login`, `serve` or `az-login` to use it",
+    )
 
 
 def _needs_attributes(path: str, mode: int, gid: int) -> bool:
@@ -52,8 +63,16 @@ def current_if_fresh(settings: Settings, clock: Callable[[], float] = time.time)
 
     This is the whole no-op path (no lock, no heavy import), shared with the CLI's fast path.
     """
+    if sources.select(settings).reads_file:
+        raise already_a_token_file(settings)
     path = settings.require_token_file()
-    current = tokenfile.fresh_token(path, settings.audience, clock(), settings.refresh_margin)
+    current = tokenfile.fresh_token(
+        path,
+        settings.audience,
+        clock(),
+        settings.refresh_margin,
+        issuer=sources.expected_issuer(settings),
+    )
     if current is None:
         return None
     if _needs_attributes(path, settings.mode, tokenfile.resolve_group(settings.group)):
@@ -69,28 +88,32 @@ def sync_once(
     fetch: Fetcher | None = None,
     *,
     force: bool = False,
+    due: bool = False,
 ) -> SyncResult:
-    """Make the token file hold a valid token with more than the refresh margin left (``force``:
-    fetch a new one even so)."""
+    """Make the token file hold a valid token that is not due (``due``: the caller's schedule
+    says it is, so fetch even while it is not, yet keep a longer-lived token already in the
+    file; ``force``: fetch and write a new one whatever the file holds)."""
+    if sources.select(settings).reads_file:
+        raise already_a_token_file(settings)
     path = settings.require_token_file()
     audience, margin = settings.audience, settings.refresh_margin
+    issuer = sources.expected_issuer(settings)
     gid = tokenfile.resolve_group(settings.group)
-    if not force:
+    if not (force or due):
         current = current_if_fresh(settings, clock)
         if current is not None:
             return SyncResult(current, wrote=False)
     tokenfile.check_target(path, settings.create_dirs)
     with tokenfile.writer_lock(path):
-        current = tokenfile.fresh_token(path, audience, clock(), margin)
-        if current is not None and not force:
+        current = tokenfile.fresh_token(path, audience, clock(), margin, issuer=issuer)
+        if current is not None and not (force or due):
             if _needs_attributes(path, settings.mode, gid):
                 tokenfile.write_atomic(path, current.raw.encode("ascii"), settings.mode, gid)
                 return SyncResult(current, wrote=True)
             return SyncResult(current, wrote=False)
-        token = idtoken.validate(
-            idtoken.decode((fetch or google_fetch)(settings)), audience, clock()
-        )
-        previous = tokenfile.fresh_token(path, audience, clock(), 0)
+        raw = (fetch or sources.fetch)(settings)
+        token = idtoken.validate(idtoken.decode(raw), audience, clock(), issuer=issuer)
+        previous = tokenfile.fresh_token(path, audience, clock(), 0, issuer=issuer)
         if previous is not None and previous.expires_at > token.expires_at and not force:
             token = previous  # never trade a longer-lived valid token for a shorter one
         tokenfile.write_atomic(path, token.raw.encode("ascii"), settings.mode, gid)

@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from .locks import ProcessLock
 
 _FLAG = BY_DEST["token_file"].flag
-# Largest token file we read; Google ID tokens are ~1 KB, anything huge is not ours.
-_MAX_BYTES = 64 * 1024
+# Largest token file we read; ID tokens are ~1 KB, anything huge is not ours.
+MAX_BYTES = 64 * 1024
 # Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
-_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 # gid_t is 32 bits and (gid_t)-1 means "unchanged".
 _MAX_GID = 2**32 - 2
 # A temporary file untouched this long belongs to a writer that was killed.
@@ -43,7 +43,7 @@ def read(path: str) -> IdToken | None:
     InvalidTokenError when the content is not a JWT (an empty file included).
     """
     try:
-        fd = os.open(path, _READ_FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -55,7 +55,7 @@ def read(path: str) -> IdToken | None:
 
 
 def _read_regular(path: str, fd: int) -> tuple[os.stat_result, bytes]:
-    """The file's status and content (at most _MAX_BYTES + 1 bytes); closes ``fd``."""
+    """The file's status and content (at most MAX_BYTES + 1 bytes); closes ``fd``."""
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -64,7 +64,7 @@ def _read_regular(path: str, fd: int) -> tuple[os.stat_result, bytes]:
                 f"point {_FLAG} at a file path in a directory the writer owns",
             )
         with open(fd, "rb", closefd=False) as handle:
-            return info, handle.read(_MAX_BYTES + 1)
+            return info, handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise TokenFileError(
             f"cannot read token file {path}: {exc.strerror}",
@@ -79,19 +79,21 @@ def _decode(path: str, data: bytes) -> IdToken:
         raise InvalidTokenError(
             f"token file {path} is empty", "run `azfed-helper write` to fill it", claim="format"
         )
-    if len(data) > _MAX_BYTES:
+    if len(data) > MAX_BYTES:
         raise InvalidTokenError(
             f"token file {path} is too large to be a token",
-            f"point {_FLAG} at the file holding the Google ID token",
+            f"point {_FLAG} at the file holding the ID token",
             claim="format",
         )
     return idtoken.decode(data)
 
 
 def fresh_token(
-    path: str, audience: str, now: float, margin: float, *, ours: bool = True
+    path: str, audience: str, now: float, margin: float, *, issuer: str | None, ours: bool = True
 ) -> IdToken | None:
-    """The token in ``path`` if it is valid for ``audience`` with more than ``margin`` seconds left.
+    """The token in ``path`` if it is valid for ``audience`` and ``issuer`` (None: any https
+    issuer) and not due: with more than ``margin`` seconds, or half its lifetime when that is
+    less, left (``IdToken.due_margin``).
 
     Any problem with the current file (missing, unreadable, not a JWT, expiring) means "not
     fresh": the caller will replace it. With ``ours`` (a writer's view), so does a file that is
@@ -102,7 +104,9 @@ def fresh_token(
         token = _read_ours(path) if ours else read(path)
         if token is None:
             return None
-        return idtoken.validate(token, audience, now, min_remaining=margin)
+        return idtoken.validate(
+            token, audience, now, min_remaining=token.due_margin(margin), issuer=issuer
+        )
     except (InvalidTokenError, TokenFileError, UsageError):
         return None
 
@@ -110,7 +114,7 @@ def fresh_token(
 def _read_ours(path: str) -> IdToken | None:
     """The token in ``path`` when it is a regular file of ours (no link followed), else None."""
     try:
-        fd = os.open(path, _READ_FLAGS | os.O_NOFOLLOW)
+        fd = os.open(path, READ_FLAGS | os.O_NOFOLLOW)
     except OSError:
         return None
     info, data = _read_regular(path, fd)

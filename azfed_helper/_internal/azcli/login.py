@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import TYPE_CHECKING
+from .. import TYPE_CHECKING, sources
 from ..errors import UsageError
 from ..locks import ProcessLock
 from ..options import BY_DEST
@@ -59,9 +59,11 @@ class _Presented:
 
 
 def token_settings(settings: Settings) -> Settings:
-    """The settings with a token file: the configured one, else a private one in our cache
-    directory (which must be ours alone, as for the token cache)."""
-    if settings.token_file:
+    """The settings with a token file for az to read: the configured one, else a private one in
+    our cache directory (which must be ours alone, as for the token cache). With the ``file``
+    source, always the private one: the source's file is never written, and the token az reads
+    must be the one validated even if the file rotates meanwhile."""
+    if settings.token_file and not sources.select(settings).reads_file:
         return settings
     from ..entra import cache
 
@@ -167,18 +169,29 @@ def ensure(
                 "switch az to the matching cloud (`az cloud list -o table`, `az cloud set --name "
                 f"NAME`) or unset {BY_DEST['authority_host'].where()}",
             )
-        from ..entra.assertion import AssertionSource
-
         with_file = token_settings(settings)
-        source = AssertionSource(with_file, clock)
-        source()
-        token = source.last
-        assert token is not None
+        token = _assertion(with_file, clock)
         validate(with_file, cloud, token)
         _set_aside_if_corrupt(os.path.join(directory, SERVICE_PRINCIPALS))
         run_az(az, login_args(target, with_file.require_token_file()), token)
         _write_record(directory, target, cloud, token)
     return Login(token, cloud)
+
+
+def _assertion(with_file: Settings, clock: Callable[[], float]) -> IdToken:
+    """The assertion to log az in with, in ``with_file``'s token file (refreshed when due; with
+    the ``file`` source, copied there from the source's file, read now)."""
+    from .. import tokenfile
+    from ..entra.assertion import AssertionSource
+
+    source = AssertionSource(with_file, clock)
+    source()
+    token = source.last
+    assert token is not None
+    if sources.select(with_file).reads_file:
+        path = with_file.require_token_file()
+        tokenfile.write_atomic(path, token.raw.encode("ascii"), 0o600)
+    return token
 
 
 def _set_aside_if_corrupt(path: str) -> None:

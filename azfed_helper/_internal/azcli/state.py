@@ -23,13 +23,15 @@ import binascii
 import os
 import time
 
-from .. import TYPE_CHECKING, idtoken, jsonfast
+from .. import TYPE_CHECKING, idtoken, jsonfast, sources
 from ..errors import AzfedError, InvalidTokenError
+from ..idtoken import MIN_PRESENTED_LIFETIME
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ..config import Settings
+    from ..idtoken import IdToken
 
 RECORD = "azfed-helper.json"
 # az's file of service-principal logins: the assertion az replays is stored there.
@@ -46,9 +48,19 @@ class Target:
 
     ``authority`` is only the one the user gave explicitly (flag or AZURE_AUTHORITY_HOST):
     otherwise az's current cloud decides, so a US Gov profile works without configuration.
+    ``source_file`` is the ``file`` source's file: az holding what it holds is as current as
+    az can be, whatever the margin says.
     """
 
-    __slots__ = ("authority", "az", "client_id", "margin", "subscription", "tenant_id")
+    __slots__ = (
+        "authority",
+        "az",
+        "client_id",
+        "margin",
+        "source_file",
+        "subscription",
+        "tenant_id",
+    )
 
     def __init__(
         self,
@@ -60,6 +72,7 @@ class Target:
     ) -> None:
         self.tenant_id, self.client_id = settings.require_app()
         self.margin = settings.refresh_margin
+        self.source_file = settings.assertion_file if sources.select(settings).reads_file else None
         self.authority = authority or None
         self.subscription = subscription or None
         self.az = az or None
@@ -199,7 +212,14 @@ def _account_matches(account: dict[str, object] | None, target: Target) -> bool:
 
 
 def held_lifetime(target: Target, directory: str, now: float) -> float | None:
-    """Seconds left on the assertion az uses for ``target``, if az is logged in as we left it.
+    """Seconds left on the assertion az uses for ``target``, if az is logged in as we left it
+    (see :func:`held_token`)."""
+    token = held_token(target, directory)
+    return None if token is None else token.remaining(now)
+
+
+def held_token(target: Target, directory: str) -> IdToken | None:
+    """The assertion az uses for ``target``, if az is logged in as we left it.
 
     None when anything differs from our last login: no record, another app, tenant, authority,
     cloud or subscription, az logged out or in as someone else, or an assertion we did not validate.
@@ -215,12 +235,43 @@ def held_lifetime(target: Target, directory: str, now: float) -> float | None:
     if assertion is None or checksum(assertion) != record.get("assertion_crc32"):
         return None
     try:
-        return idtoken.decode(assertion).remaining(now)
+        return idtoken.decode(assertion)
     except InvalidTokenError:
         return None
 
 
 def is_current(target: Target, directory: str | None = None, now: float | None = None) -> bool:
-    """True when az needs nothing: our validated assertion, with more than the margin left."""
-    left = held_lifetime(target, directory or config_dir(), time.time() if now is None else now)
-    return left is not None and left > target.margin
+    """True when az needs nothing: our validated assertion, not yet due (more than the margin,
+    or half its lifetime, left); with the ``file`` source, also the very token the file holds
+    while it may still be presented (nothing fresher exists until the file's writer rotates it)."""
+    token = held_token(target, directory or config_dir())
+    if token is None:
+        return False
+    at = time.time() if now is None else now
+    if token.fresh(at, target.margin):
+        return True
+    return (
+        target.source_file is not None
+        and token.fresh(at, MIN_PRESENTED_LIFETIME)
+        and _file_holds(target.source_file, token.raw)
+    )
+
+
+def _file_holds(path: str, raw: str) -> bool:
+    """The file holds exactly this token. Links are followed (the kubelet's layout); only a
+    regular file is read, so a FIFO never makes the hook hang."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        data = os.read(fd, len(raw) + 64)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return data.strip() == raw.encode("ascii", "replace")

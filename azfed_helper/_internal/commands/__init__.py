@@ -58,6 +58,13 @@ _GOOGLE = (
     ("GCE_METADATA_HOST", "host:port of the metadata server (google-auth's variable)"),
     ("GCE_METADATA_IP", "address for google-auth's metadata availability check"),
 )
+_GITHUB = (
+    (
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "set by GitHub Actions (id-token: write): the source's endpoint",
+    ),
+    ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "set by GitHub Actions with it: the endpoint's bearer"),
+)
 _CA = (("REQUESTS_CA_BUNDLE", "CA bundle for https requests (also CURL_CA_BUNDLE)"),)
 _AZ = (
     ("AZURE_CONFIG_DIR", "the Azure CLI's configuration directory (default ~/.azure)"),
@@ -72,12 +79,12 @@ COMMANDS: dict[str, Command] = {
         Command(
             "write",
             _PKG + "write",
-            "make the token file hold a fresh Google ID token",
+            "make the token file hold a fresh ID token (from Google unless --source)",
             (
                 "azfed-helper write {token_file} /run/azfed/token {create_dirs}",
                 "{credentials_env}=key.json azfed-helper write {token_file} ./token",
             ),
-            (*_GOOGLE, *_CA, *_CONFIG),
+            (*_GOOGLE, *_GITHUB, *_CA, *_CONFIG),
         ),
         Command(
             "status",
@@ -96,6 +103,7 @@ COMMANDS: dict[str, Command] = {
             ),
             (
                 *_GOOGLE,
+                *_GITHUB,
                 *_CA,
                 ("NOTIFY_SOCKET", "systemd's readiness socket (Type=notify)"),
                 *_XDG,
@@ -120,14 +128,14 @@ COMMANDS: dict[str, Command] = {
                 "azfed-helper az-login {client_id} APP {tenant_id} TENANT",
                 'eval "$(azfed-helper az-login --print-hook bash)"  # in ~/.bashrc',
             ),
-            (*_AZ, *_GOOGLE, *_CA, *_XDG, *_CONFIG),
+            (*_AZ, *_GOOGLE, *_GITHUB, *_CA, *_XDG, *_CONFIG),
         ),
         Command(
             "az",
             _PKG + "az",
             "run the az-login hook, then become `az ARGS...`",
             ("azfed-helper az -- account get-access-token",),
-            (*_AZ, *_GOOGLE, *_CA, *_XDG, *_CONFIG),
+            (*_AZ, *_GOOGLE, *_GITHUB, *_CA, *_XDG, *_CONFIG),
         ),
         Command(
             "token",
@@ -140,6 +148,7 @@ COMMANDS: dict[str, Command] = {
             (
                 ("KUBERNETES_EXEC_INFO", "set by kubectl: the ExecCredential apiVersion it wants"),
                 *_GOOGLE,
+                *_GITHUB,
                 *_CA,
                 *_XDG,
                 *_CONFIG,
@@ -153,14 +162,20 @@ COMMANDS: dict[str, Command] = {
                 "azfed-helper serve {client_id} APP {tenant_id} TENANT",
                 'eval "$(azfed-helper env --for managed-identity)" && az login --identity',
             ),
-            (("NO_PROXY", "written to the env file with loopback added"), *_GOOGLE, *_CA, *_XDG),
+            (
+                ("NO_PROXY", "written to the env file with loopback added"),
+                *_GOOGLE,
+                *_GITHUB,
+                *_CA,
+                *_XDG,
+            ),
         ),
         Command(
             "doctor",
             _PKG + "doctor",
             "diagnose the set-up, each check with its fix",
             ("azfed-helper doctor", "azfed-helper doctor --reader app-user {json}"),
-            (*_GOOGLE, *_CA, *_AZ, *_XDG, *_CONFIG),
+            (*_GOOGLE, *_GITHUB, *_CA, *_AZ, *_XDG, *_CONFIG),
         ),
         Command(
             "settings",

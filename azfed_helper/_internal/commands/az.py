@@ -13,8 +13,8 @@ import time
 from ..azcli import login, process, state
 from ..config import resolve
 from ..durations import format_duration
-from ..entra.assertion import MIN_PRESENTED_LIFETIME
 from ..errors import AzfedError
+from ..idtoken import MIN_PRESENTED_LIFETIME
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +31,10 @@ def run(args: argparse.Namespace) -> int:
         login.ensure(settings, target)
     except AzfedError as exc:
         # Like the daemon: a failed refresh does not stop az while its login is still good.
-        left = state.held_lifetime(target, state.config_dir(), time.time())
-        if left is None or left <= MIN_PRESENTED_LIFETIME:
+        held = state.held_token(target, state.config_dir())
+        if held is None or not held.fresh(time.time(), MIN_PRESENTED_LIFETIME):
             raise
+        left = held.remaining(time.time())
         print(
             f"azfed-helper: warning: could not refresh az's login: {exc}\n"
             f"  az's current login stays valid for {format_duration(left)}",

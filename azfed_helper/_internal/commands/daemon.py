@@ -3,18 +3,23 @@
 The refresh loop runs in a worker thread; the main thread only handles signals, which arrive
 through a queue that is safe to fill from a signal handler. So SIGTERM is honoured within a
 second even while a request to the token source hangs, and nothing ever polls.
+
+With the ``file`` source there is no token file to keep: the source's file already is one. The
+daemon then runs only to serve it (``--identity-endpoint``, ``--az-login``), and says so (exit 2)
+when asked for nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from .. import logs
+from .. import logs, sources
 from ..config import Settings, resolve
 from ..errors import UsageError
 from ..options import BY_DEST
 from ..sidecar import schedule as refresh
 from ..sidecar.supervisor import Supervisor
+from ..sync import already_a_token_file
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
         return write_once(settings, quiet=bool(args.quiet))
     command = _exec_argv(args)
     policy = _policy(settings)
-    settings.require_token_file()
+    if sources.select(settings).reads_file:
+        _check_file_source(settings, args)
+    else:
+        settings.require_token_file()
     logs.setup(settings.log_format, args.verbose - args.quiet)
     return Supervisor(settings, policy, args, command).run()
 
@@ -82,6 +90,20 @@ def _refuse_with_once(args: argparse.Namespace) -> None:
             f"--once cannot be combined with {', '.join(clashing)}",
             "--once writes the file and exits (an init container); drop --once to run the daemon",
         )
+
+
+def _check_file_source(settings: Settings, args: argparse.Namespace) -> None:
+    """With the file source, the daemon only serves the file: it needs something to serve it
+    with, and never deletes what it did not write."""
+    if not (args.identity_endpoint or args.az_login):
+        raise already_a_token_file(settings)
+    if args.remove_on_exit:
+        raise UsageError(
+            f"--remove-on-exit would delete {settings.assertion_file}, which another process "
+            f"keeps fresh ({BY_DEST['source'].flag} file)",
+            "drop --remove-on-exit",
+        )
+    settings.require("assertion_file")
 
 
 def _exec_argv(args: argparse.Namespace) -> list[str] | None:

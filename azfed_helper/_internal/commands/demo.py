@@ -37,7 +37,7 @@ ARM_SCOPE = "https://management.azure.com/.default"
 # managed-identity or CI variables stay out, including any the tool learns to read later.
 # Also where the single-file build may unpack its compiled parts: not a setting, nothing to reach.
 _KEPT = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR", "NO_COLOR")
-_KEPT += ("AZFED_PYZ_CACHE", "CACHE_DIRECTORY", "XDG_RUNTIME_DIR")
+_KEPT_PYZ = ("AZFED_PYZ_CACHE", "CACHE_DIRECTORY", "XDG_RUNTIME_DIR")
 _KEPT_PREFIX = "LC_"
 _LOOPBACK = "127.0.0.1,localhost"
 
@@ -69,7 +69,7 @@ def sealed_env(emulator: Emulator, scratch: str, environ: Mapping[str, str]) -> 
     env = {
         name: value
         for name, value in environ.items()
-        if name in _KEPT or name.startswith(_KEPT_PREFIX)
+        if name in (*_KEPT, *_KEPT_PYZ) or name.startswith(_KEPT_PREFIX)
     }
     home, config = os.path.join(scratch, "home"), os.path.join(scratch, "config.toml")
     os.makedirs(home, mode=0o700, exist_ok=True)

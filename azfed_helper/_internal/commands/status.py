@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from .. import colours, idtoken, tokenfile
+from .. import colours, idtoken, sources, tokenfile
 from ..config import resolve
 from ..durations import format_duration
 from ..errors import EXIT_RUNTIME, AzfedError
@@ -26,7 +26,9 @@ def _iso(epoch: float) -> str:
         return "out of range"
 
 
-def inspect(path: str, audience: str, min_remaining: float, now: float) -> dict[str, object]:
+def inspect(
+    path: str, audience: str, min_remaining: float, now: float, *, issuer: str | None
+) -> dict[str, object]:
     """The status report as data: ``ok``, a ``reason`` when not ok, and the claims when readable."""
     report: dict[str, object] = {"path": path, "ok": False}
     try:
@@ -40,7 +42,7 @@ def inspect(path: str, audience: str, min_remaining: float, now: float) -> dict[
     report["claims"] = token.summary()
     report["remaining_seconds"] = int(token.remaining(now))
     try:
-        idtoken.validate(token, audience, now)
+        idtoken.validate(token, audience, now, issuer=issuer)
     except AzfedError as exc:
         report["reason"] = exc.message
         return report
@@ -80,7 +82,13 @@ def _print_human(report: dict[str, object]) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
     path = settings.require_token_file()
-    report = inspect(path, settings.audience, settings.min_remaining, time.time())
+    report = inspect(
+        path,
+        settings.audience,
+        settings.min_remaining,
+        time.time(),
+        issuer=sources.expected_issuer(settings),
+    )
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

@@ -3,7 +3,8 @@
 Shared by every path that talks to Entra (``token``, the credential classes, the az hook, the
 managed-identity endpoint), so it knows nothing of MSAL: it reads the OAuth error document Entra
 returns (``error``, ``error_description``, ``error_codes``) plus the claims of the assertion that was
-presented. Standard library only.
+presented and the issuer the source's tokens carry (Google's, GitHub's, a cluster's). Standard
+library only.
 
 An audience refusal for a token requested with a non-default ``--audience`` is nearly always that
 setting's fault, not the app registration's: the advice then starts with the setting, naming where
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from .. import TYPE_CHECKING
 from ..errors import ExchangeError
-from ..idtoken import DEFAULT_AUDIENCE, GOOGLE_ISSUER
+from ..idtoken import DEFAULT_AUDIENCE
 from ..options import BY_DEST
 
 if TYPE_CHECKING:
@@ -22,13 +23,14 @@ if TYPE_CHECKING:
 
 _FIC_FIX = (
     "add or fix a federated credential on the app registration with exactly the values above "
-    "(case matters); the subject is the service account's numeric unique ID, not its email"
+    "(case matters; for Google the subject is the service account's numeric unique ID, not its "
+    "email); `azfed-helper doctor` prints the command"
 )
 
 # code -> (what it means, what to change)
 CODES: dict[int, tuple[str, str]] = {
     700024: (
-        "the Google ID token was outside its valid time range (expired, or the clock is off)",
+        "the ID token was outside its valid time range (expired, or the clock is off)",
         "keep the token file fresh (run `azfed-helper write` on a timer or the daemon) and check "
         "this machine's clock",
     ),
@@ -49,7 +51,7 @@ CODES: dict[int, tuple[str, str]] = {
     ),
     70023: (
         "the assertion's lifetime is invalid (longer than 25 hours, or 'iat' missing)",
-        "use a Google ID token as issued (1 hour, with 'iat' and 'exp'); do not mint your own",
+        "use an ID token as its issuer issued it (with 'iat' and 'exp'); do not mint your own",
     ),
     700016: (
         "the application (client id) was not found in this tenant",
@@ -63,7 +65,7 @@ CODES: dict[int, tuple[str, str]] = {
     ),
     7000218: (
         "the request carried no client assertion (an empty token file?)",
-        "make sure the token file holds a Google ID token: `azfed-helper write`, `azfed-helper status`",
+        "make sure the token file holds an ID token: `azfed-helper write`, `azfed-helper status`",
     ),
     7000215: (
         "a client secret was presented instead of the federated assertion",
@@ -72,15 +74,17 @@ CODES: dict[int, tuple[str, str]] = {
     ),
     50027: (
         "the assertion is not a valid JWT",
-        "make sure the token file holds exactly one Google ID token, nothing else",
+        "make sure the token file holds exactly one ID token, nothing else",
     ),
     700027: (
         "the assertion's signature could not be validated",
-        "present a genuine Google ID token; one re-encoded, truncated or minted elsewhere fails",
+        "present a genuine ID token of the issuer; one re-encoded, truncated or minted elsewhere "
+        "fails",
     ),
     90061: (
         "Entra could not reach the issuer's OIDC discovery document or keys",
-        "a transient problem on Entra's side reaching accounts.google.com: retry later",
+        "a transient problem on Entra's side reaching the issuer (accounts.google.com for Google): "
+        "retry later; for your own issuer, its discovery document and keys must be public",
     ),
 }
 _DEFAULT = (
@@ -148,7 +152,7 @@ def _audience_setting(origin: str | None) -> tuple[str, str]:
 
 
 def _audience_advice(
-    code: int | None, aud: str, origin: str | None, subject: str
+    code: int | None, aud: str, origin: str | None, issuer: str, subject: str
 ) -> tuple[str, str] | None:
     """For a non-default audience that Entra refused: a line for the message and the hint."""
     if code not in AUDIENCE_MISMATCH or aud in ("?", DEFAULT_AUDIENCE):
@@ -161,7 +165,7 @@ def _audience_advice(
         f"if that credential is meant to accept {aud}, add {aud} to its audiences"
     )
     if subject != "?":
-        hint += f" (issuer {GOOGLE_ISSUER}, subject {subject})"
+        hint += f" (issuer {issuer}, subject {subject})"
     return line, hint
 
 
@@ -170,6 +174,7 @@ def explain(
     claims: Mapping[str, object] | None = None,
     audience: str | None = None,
     audience_origin: str | None = None,
+    issuer: str | None = None,
 ) -> EntraError:
     """Turn Entra's error document into an :class:`EntraError` with the meaning and the fix.
 
@@ -177,6 +182,8 @@ def explain(
     for federated-credential mismatches they are shown next to what the app registration needs.
     ``audience`` is the configured audience and ``audience_origin`` where it came from (an entry
     of ``Settings.origins``): a refused non-default audience is blamed on that setting first.
+    ``issuer`` is the one the source's tokens carry (``sources.expected_issuer``); None: the
+    presented token's.
     """
     code = code_of(error)
     meaning, fix = CODES.get(code, _DEFAULT) if code is not None else _DEFAULT
@@ -191,13 +198,14 @@ def explain(
         )
     presented = _claim(claims, "aud")
     aud = presented if presented != "?" else (audience or "?")
-    advice = _audience_advice(code, aud, audience_origin, _claim(claims, "sub"))
+    needed_issuer = issuer or _claim(claims, "iss")
+    advice = _audience_advice(code, aud, audience_origin, needed_issuer, _claim(claims, "sub"))
     if advice is not None:
         line, fix = advice
         message += f"\n  {line}"
     elif code in FIC_MISMATCH:
         message += (
-            f"\n  the app registration needs: issuer {GOOGLE_ISSUER}, subject "
+            f"\n  the app registration needs: issuer {needed_issuer}, subject "
             f"{_claim(claims, 'sub')}, audience {audience or presented}"
         )
     return EntraError(message, fix, code)

@@ -1,10 +1,12 @@
-"""The client assertion MSAL presents to Entra: a fresh Google ID token, never a stored string.
+"""The client assertion MSAL presents to Entra: a fresh ID token, never a stored string.
 
-MSAL calls :class:`AssertionSource` only when it goes to the network, so each call decides anew:
-with a token file configured, the file is re-read and validated (and refreshed through
-``sync_once`` when it is due, exactly as ``write`` would); without one, the token comes from the
-Google source and is kept in memory until it is due. The last token presented is remembered (as
-decoded claims) so an Entra refusal can be explained next to what was sent.
+MSAL calls :class:`AssertionSource` only when it goes to the network, so each call decides anew.
+With the ``file`` source, the assertion file is read and checked on every call (another process
+keeps it fresh; it is never written). Otherwise, with a token file configured, the file is
+re-read and validated (and refreshed through ``sync_once`` when it is due, exactly as ``write``
+would); without one, the token comes from the source and is kept in memory until it is due. The
+last token presented is remembered (as decoded claims) so an Entra refusal can be explained next
+to what was sent.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import os
 import threading
 import time
 
-from .. import TYPE_CHECKING, idtoken, tokenfile
+from .. import TYPE_CHECKING, idtoken, sources, tokenfile
 from ..errors import AzfedError
+from ..idtoken import MIN_PRESENTED_LIFETIME
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,10 +26,6 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..idtoken import IdToken
     from ..sync import Fetcher
-
-# Entra has no documented clock-skew allowance: a file we could not refresh is still presented
-# only while it has this much life left.
-MIN_PRESENTED_LIFETIME = 300
 
 
 class AssertionSource:
@@ -46,7 +45,12 @@ class AssertionSource:
         self._fetching = threading.Lock()
 
     def __call__(self) -> str:
-        token = self._from_file() if self.settings.token_file else self._from_source()
+        if sources.select(self.settings).reads_file:
+            token = self._fetched()
+        elif self.settings.token_file:
+            token = self._from_file()
+        else:
+            token = self._from_source()
         self.last = token
         return token.raw
 
@@ -63,8 +67,14 @@ class AssertionSource:
 
         settings = self.settings
         path = settings.require_token_file()
+        issuer = sources.expected_issuer(settings)
         fresh = tokenfile.fresh_token(
-            path, settings.audience, self.clock(), settings.refresh_margin, ours=False
+            path,
+            settings.audience,
+            self.clock(),
+            settings.refresh_margin,
+            issuer=issuer,
+            ours=False,
         )
         if fresh is not None:
             return fresh
@@ -72,30 +82,38 @@ class AssertionSource:
             return sync_once(keeping_readers(settings, path), self.clock, self.fetch).token
         except AzfedError:
             usable = tokenfile.fresh_token(
-                path, settings.audience, self.clock(), MIN_PRESENTED_LIFETIME, ours=False
+                path,
+                settings.audience,
+                self.clock(),
+                MIN_PRESENTED_LIFETIME,
+                issuer=issuer,
+                ours=False,
             )
             if usable is None:
                 raise
             return usable
 
     def _from_source(self) -> IdToken:
-        """A token straight from the Google source, reused until the refresh margin; exchanges
-        for several scopes at once wait for one fetch (the file's lock does that for a file)."""
+        """A token straight from the source, reused until it is due; exchanges for several
+        scopes at once wait for one fetch (the file's lock does that for a file)."""
         with self._fetching:
-            now = self.clock()
             cached = self._memory
-            if cached is not None and cached.remaining(now) > self.settings.refresh_margin:
+            if cached is not None and cached.fresh(self.clock(), self.settings.refresh_margin):
                 return cached
-            if self.fetch is not None:
-                raw = self.fetch(self.settings)
-            else:
-                from ..sources import google as google_source
-
-                raw = google_source.fetch(self.settings)
-            # As in sync_once: the source's freshest token is taken whatever its remaining life.
-            token = idtoken.validate(idtoken.decode(raw), self.settings.audience, self.clock())
+            token = self._fetched()
             self._memory = token
             return token
+
+    def _fetched(self) -> IdToken:
+        """A token from the source now, checked. As in sync_once, the source's freshest token
+        is taken whatever its remaining life."""
+        raw = (self.fetch or sources.fetch)(self.settings)
+        return idtoken.validate(
+            idtoken.decode(raw),
+            self.settings.audience,
+            self.clock(),
+            issuer=sources.expected_issuer(self.settings),
+        )
 
 
 def keeping_readers(settings: Settings, path: str) -> Settings:

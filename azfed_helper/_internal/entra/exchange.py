@@ -18,7 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import net
+from .. import net, sources
 from ..errors import AzfedError, ExchangeError, SourceError, UsageError
 from ..options import BY_DEST
 from . import aadsts, httpcache
@@ -228,7 +228,13 @@ class Exchange:
             )
         claims = presented.token.claims if presented.token is not None else None
         settings = self.settings
-        raise aadsts.explain(result, claims, settings.audience, settings.origins.get("audience"))
+        raise aadsts.explain(
+            result,
+            claims,
+            settings.audience,
+            settings.origins.get("audience"),
+            sources.expected_issuer(settings),
+        )
 
 
 class _Presenter:
@@ -259,9 +265,9 @@ def _source_failure(exc: Exception) -> AzfedError:
         return exc
     text = str(exc).strip().splitlines()
     error = SourceError(
-        f"cannot get the Google ID token to present to Entra: {type(exc).__name__}"
+        f"cannot get the ID token to present to Entra: {type(exc).__name__}"
         + (f": {text[0]}" if text else ""),
-        "run `azfed-helper write` (or `doctor`) to see the Google token source's own error",
+        "run `azfed-helper doctor` to see the token source's own error",
     )
     error.__cause__ = exc
     return error

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..identity.server import IdentityServer
+    from ..idtoken import IdToken
     from .loop import HealthState
 
 log = logging.getLogger("azfed_helper.health")
@@ -55,6 +56,8 @@ class Checks:
         audience: str,
         min_remaining: float,
         *,
+        issuer: str | None,
+        ours: bool = True,
         clock: Callable[[], float] = time.time,
         identity: IdentityServer | None = None,
     ) -> None:
@@ -63,6 +66,8 @@ class Checks:
         self.token_file = token_file
         self.audience = audience
         self.min_remaining = min_remaining
+        self.issuer = issuer
+        self.ours = ours  # False: another process's file (the file source), links followed
         self.clock = clock
 
     def live(self) -> tuple[bool, str]:
@@ -86,7 +91,7 @@ class Checks:
     def _file_ready(self) -> tuple[bool, str]:
         """Ready while the file holds a token readers can still use for their reuse window."""
         now = self.clock()
-        token = tokenfile.fresh_token(self.token_file, self.audience, now, 0)
+        token = self._token(now, 0)
         if token is None:
             return False, f"no valid token in {self.token_file}"
         left = token.remaining(now)
@@ -97,10 +102,15 @@ class Checks:
             )
         return True, f"ok: the token expires in {format_duration(left)}"
 
+    def _token(self, now: float, margin: float) -> IdToken | None:
+        return tokenfile.fresh_token(
+            self.token_file, self.audience, now, margin, issuer=self.issuer, ours=self.ours
+        )
+
     def metrics(self) -> str:
         """Prometheus text exposition format 0.0.4."""
         snapshot, now = self.state.snapshot(), self.clock()
-        token = tokenfile.fresh_token(self.token_file, self.audience, now, float("-inf"))
+        token = self._token(now, float("-inf"))
         lines: list[str] = []
 
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:

@@ -5,6 +5,12 @@ deadline (no polling), so an idle daemon costs no CPU; ``refresh_now`` (SIGHUP) 
 (SIGTERM) wake it. A failed refresh leaves the file alone: the old token keeps serving readers
 until it really expires, while retries back off. Writes are guarded so that ``stop`` never
 returns while a write is landing and no write starts after it.
+
+With the ``file`` source there is nothing to write: the loop reads the source's file on the
+same schedule instead, to hand each new token to the hooks (``--az-login``). Once a token is
+due, the file's writer (the kubelet rotates at 80% of a token's life) may not have replaced it
+yet: the same token read again is not a failure, only a reason to look again after the usual
+bounded back-off.
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ import random
 import threading
 import time
 
-from .. import TYPE_CHECKING, tokenfile
+from .. import TYPE_CHECKING, idtoken, sources, tokenfile
 from ..errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
-from ..idtoken import MAX_LIFETIME
-from ..sources.google import total_source_budget
-from ..sync import google_fetch, sync_once
+from ..sources import file as file_source
+from ..sources import total_source_budget
+from ..sync import SyncResult, sync_once
 from . import schedule as refresh
 
 if TYPE_CHECKING:
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..idtoken import IdToken
-    from ..sync import Fetcher, SyncResult
+    from ..sync import Fetcher
 
     Hook = Callable[[IdToken], None]
 
@@ -105,7 +111,8 @@ def _claims(token: IdToken) -> dict[str, object]:
 
 
 class Sidecar:
-    """Refreshes ``settings.token_file`` on ``policy``'s schedule until stopped.
+    """Refreshes ``settings.token_file`` on ``policy``'s schedule until stopped (with the
+    ``file`` source: reads the source's file, see the module's docstring).
 
     ``hooks`` are called in the loop's thread with each token new to this daemon: the first
     one (written, or found fresh in the file) and every one written after it. They are the
@@ -129,12 +136,14 @@ class Sidecar:
         self.state = HealthState()
         self.error: Exception | None = None
         self._clock = clock
-        self._fetch = fetch or google_fetch
+        self._fetch = fetch or sources.fetch
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
         self._wait = wait  # how the loop sleeps on its wake-up event: tests record the delays
-        # A due refresh must fetch even while the file has more than the margin left; sync_once
-        # still never trades a longer-lived token in the file for a shorter one.
-        self._due = settings.replace(refresh_margin=MAX_LIFETIME)
+        self.reads_file = sources.select(settings).reads_file
+        # The file readers see: the token file, or the source's own file (never written).
+        self.watched = (
+            file_source.path_of(settings) if self.reads_file else settings.require_token_file()
+        )
         self._step_budget = _LOCK_WAIT + total_source_budget(settings) + WAKE_GRACE
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -189,15 +198,23 @@ class Sidecar:
         """The loop itself (blocking). Raises UsageError when the configuration cannot work:
         only before the first success; afterwards every failure is retried."""
         self.state.update(running=True)
-        log.info(
-            "keeping %s fresh (refresh margin %ss)",
-            self.settings.token_file,
-            self.policy.margin,
-            extra={"event": "started", "token_file": self.settings.token_file},
-        )
-        warning = tokenfile.directory_warning(self.settings.require_token_file())
-        if warning is not None:
-            log.warning("%s", warning, extra={"event": "shared_directory"})
+        if self.reads_file:
+            log.info(
+                "reading %s, which another process keeps fresh (refresh margin %ss)",
+                self.watched,
+                self.policy.margin,
+                extra={"event": "started", "assertion_file": self.watched},
+            )
+        else:
+            log.info(
+                "keeping %s fresh (refresh margin %ss)",
+                self.watched,
+                self.policy.margin,
+                extra={"event": "started", "token_file": self.watched},
+            )
+            warning = tokenfile.directory_warning(self.watched)
+            if warning is not None:
+                log.warning("%s", warning, extra={"event": "shared_directory"})
         try:
             self._loop()
         finally:
@@ -205,14 +222,14 @@ class Sidecar:
             log.info("stopped", extra={"event": "stopped"})
 
     def _loop(self) -> None:
-        settings = self.settings  # the first step keeps a file that is still fresh
         token: IdToken | None = None
         failures = short = 0
         while not self._stopping.is_set():
             self._wake.clear()
             self.state.update(expect_by=self._clock() + self._step_budget)
             try:
-                result = self._step(settings)
+                # The first step keeps a file that is still fresh; later ones run when due.
+                result = self._read(token) if self.reads_file else self._step(due=token is not None)
             except _Stopped:
                 break
             except Exception as exc:
@@ -225,10 +242,20 @@ class Sidecar:
                 delay, short = self._succeeded(result, failures, short, new=token is None)
                 token = result.token
                 failures = 0
-            settings = self._due
             self._sleep(delay)
 
-    def _step(self, settings: Settings) -> SyncResult:
+    def _read(self, previous: IdToken | None) -> SyncResult:
+        """The ``file`` source's step: its token now, checked; ``wrote`` means "new"."""
+        raw = self._fetch(self.settings)
+        token = idtoken.validate(
+            idtoken.decode(raw),
+            self.settings.audience,
+            self._clock(),
+            issuer=sources.expected_issuer(self.settings),
+        )
+        return SyncResult(token, wrote=previous is None or token.raw != previous.raw)
+
+    def _step(self, due: bool) -> SyncResult:
         """One sync_once whose write happens only under the commit lock and only if not stopping."""
         holding = False
 
@@ -242,7 +269,7 @@ class Sidecar:
             return raw
 
         try:
-            return sync_once(settings, self._clock, guarded_fetch)
+            return sync_once(self.settings, self._clock, guarded_fetch, due=due)
         finally:
             if holding:
                 self._commit.release()
@@ -257,18 +284,22 @@ class Sidecar:
         fields = {**_claims(token), "next_refresh_in": round(delay, 3)}
         if failures:
             log.info("token source answers again", extra={"event": "recovered", **fields})
-        verb = "refreshed" if result.wrote else "kept fresh"
+        if self.reads_file:
+            verb = "read a new token from" if result.wrote else "no newer token yet in"
+        else:
+            verb = "refreshed" if result.wrote else "kept fresh"
         left = round(token.remaining(now))
-        log.info(
+        log.log(
+            logging.DEBUG if self.reads_file and not result.wrote else logging.INFO,
             "%s %s (sub %s, expires in %ss, next refresh in %.0fs)",
             verb,
-            self.settings.token_file,
+            self.watched,
             token.claims.get("sub"),
             left,
             delay,
             extra={"event": "refreshed" if result.wrote else "kept", **fields},
         )
-        if short:
+        if short and (result.wrote or not self.reads_file):
             log.warning(
                 "the source returned a token with only %ss left, not more than the refresh "
                 "margin (%ss); asking again in %.1fs",
@@ -293,8 +324,14 @@ class Sidecar:
         self.state.count_failure(reason)
         now = self._clock()
         self.state.update(consecutive_failures=failures, next_refresh=now + delay)
-        path = self.settings.require_token_file()
-        held = tokenfile.fresh_token(path, self.settings.audience, now, 0)
+        held = tokenfile.fresh_token(
+            self.watched,
+            self.settings.audience,
+            now,
+            0,
+            issuer=sources.expected_issuer(self.settings),
+            ours=not self.reads_file,
+        )
         if held is not None:
             kept = f"the file keeps the previous token, expiring in {held.remaining(now):.0f}s"
         else:

@@ -1,7 +1,8 @@
 """When to refresh: pure timing decisions, no I/O, time passed in as ``now``.
 
 Readers reuse what they read for 10 minutes (FACTS.md), so the daemon replaces a token while it
-still has more than the refresh margin left, somewhere in the second half of its life. The point
+still has more than the refresh margin left (or half its lifetime, for tokens too short-lived for
+the margin), somewhere in the second half of its life. The point
 inside that window is random so that a fleet started together spreads its requests, and every
 retry waits an exponentially growing, fully jittered, bounded delay so that nothing ever spins.
 """
@@ -39,11 +40,13 @@ class Policy:
 def refresh_window(issued_at: float, expires_at: float, margin: float) -> tuple[float, float]:
     """The (earliest, latest) refresh times for a token: from half its life to ``exp - margin``.
 
-    A token whose life is too short for the margin gets an empty window at ``exp - margin``
-    (possibly in the past): the caller sees it is due at once and backs off.
+    A token is due once less than the margin or half its lifetime is left, whichever is less
+    (``IdToken.due_margin``): a token too short-lived for the margin (GitHub's 5 minutes) is
+    replaced at half its life, never fetched again at once.
     """
-    latest = expires_at - margin
-    earliest = issued_at + (expires_at - issued_at) * EARLIEST_FRACTION
+    lifetime = expires_at - issued_at
+    earliest = issued_at + lifetime * EARLIEST_FRACTION
+    latest = expires_at - (min(margin, lifetime / 2) if lifetime > 0 else margin)
     return min(earliest, latest), latest
 
 

@@ -17,7 +17,7 @@ from .. import TYPE_CHECKING, sighup
 from ..errors import EXIT_OK
 from ..logs import printable
 from ..options import BY_DEST
-from ..sources import child_fetch
+from ..sources import child_fetch, expected_issuer, fetcher
 from . import systemd
 from .loop import Sidecar
 
@@ -60,8 +60,9 @@ class Supervisor:
         self.settings = settings
         self.args = args
         self.command = command
-        # Fetch in a child process: google-auth never stays resident in a long-lived daemon.
-        self.sidecar = Sidecar(settings, policy, fetch=child_fetch.fetch)
+        # Google's fetch runs in a child process: google-auth never stays resident in a
+        # long-lived daemon. The other sources are cheap to run here.
+        self.sidecar = Sidecar(settings, policy, fetch=fetcher(settings))
         self.events: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.child: subprocess.Popen[bytes] | None = None
         self.status = EXIT_OK
@@ -123,9 +124,12 @@ class Supervisor:
 
         checks = Checks(
             self.sidecar.state,
-            self.settings.require_token_file(),
+            self.sidecar.watched,
             self.settings.audience,
-            self.settings.min_remaining,
+            # The file source's file is kept fresh by its writer: ready while it is valid.
+            0 if self.sidecar.reads_file else self.settings.min_remaining,
+            issuer=expected_issuer(self.settings),
+            ours=not self.sidecar.reads_file,
             identity=identity,
         )
         server = HealthServer(parse_address(self.settings.health_addr), checks)
@@ -183,7 +187,7 @@ class Supervisor:
     def _start_child(self) -> bool:
         assert self.command is not None
         env = dict(os.environ)
-        env[_TOKEN_FILE_VARIABLE] = os.path.abspath(self.settings.require_token_file())
+        env[_TOKEN_FILE_VARIABLE] = os.path.abspath(self.sidecar.watched)
         try:
             self.child = subprocess.Popen(self.command, env=env)
         except OSError as exc:

@@ -1,4 +1,4 @@
-"""Fetch a Google ID token in a short-lived child process.
+"""Fetch a Google ID token in a short-lived child process (the one source that needs one).
 
 The daemon runs for days but needs google-auth (with requests and cryptography) for a moment every
 half hour; importing them in the daemon would keep ~30 MB resident for its whole life. A child
@@ -20,7 +20,7 @@ import threading
 from .. import errors, isolated
 from ..config import Settings
 from ..errors import AzfedError, SourceError
-from .google import total_source_budget
+from . import total_source_budget
 
 CHILD_MODULE = "azfed_helper._internal.sources.child_fetch"
 

@@ -23,9 +23,13 @@ from .. import net
 from ..config import Settings
 from ..errors import SourceError, UsageError
 from ..options import BY_DEST
+from . import ATTEMPTS as _ATTEMPTS
+from . import BACKOFF as _BACKOFF
+from . import REQUEST_BUDGET as _REQUEST_BUDGET
+from . import RETRY_STATUSES as _RETRY_STATUSES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import google.auth.credentials
     import google.auth.transport.requests
@@ -36,16 +40,6 @@ _IMPERSONATION_URL = re.compile(r"serviceAccounts/([^/:]+):generateAccessToken")
 _NEEDS_IMPERSONATION = ("authorized_user", "external_account", "external_account_authorized_user")
 _SOURCE_TYPES = ("service_account", *_NEEDS_IMPERSONATION)
 _KNOWN_TYPES = ("impersonated_service_account", *_SOURCE_TYPES)
-# One fetch may spend this many --source-timeout in all, every hop and retry together
-# (impersonation from a key: the key's token_uri, then generateIdToken).
-_REQUEST_BUDGET = 3
-# On top of that, for a fetch process to start and report (see total_source_budget).
-_SLACK = 2.0
-# These answers (and the metadata server's refused connections) are retried: this many
-# attempts, pausing 0.5 s, then 1 s.
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_ATTEMPTS = 3
-_BACKOFF = 0.5
 
 
 class Source:
@@ -126,10 +120,17 @@ def detect(settings: Settings) -> tuple[Source, dict[str, Any] | None]:
     return Source(kind, path, target), info
 
 
-def total_source_budget(settings: Settings) -> float:
-    """The longest one fetch may take in all (every hop and retry, a fresh process's start
-    included): what anyone waiting for a fetch allows before giving up on it."""
-    return _REQUEST_BUDGET * settings.source_timeout + _SLACK
+def describe(settings: Settings) -> str:
+    """The Google source the settings select (read from the settings and the credentials file)."""
+    return detect(settings)[0].describe()
+
+
+def credential_name(claims: Mapping[str, object]) -> tuple[str, str]:
+    """Name and description of the federated credential for a Google service account."""
+    return (
+        f"google-{claims.get('sub')}",
+        f"Google service account {claims.get('email') or claims.get('sub')}",
+    )
 
 
 def fetch(settings: Settings) -> str:
