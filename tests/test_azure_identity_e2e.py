@@ -62,9 +62,15 @@ def advance_entra_clock(emulator: Any, seconds: int) -> None:
     emulator.clock = lambda: time.time() + seconds
 
 
+# Tokens are due once less than min(refresh margin, half their life) is left. The emulated Google
+# mints on the emulator's clock: minted 120 s in the past, a 180-second token has 60 s left for
+# us, less than half its life, so the next `write` (or reader) replaces it.
+LIFETIME, MINTED_AGO = 180, 120
+
+
 def test_rotation_with_short_lifetimes(emulator: Any, consumer_env: Path) -> None:
-    lifetime = 180  # shorter than the 20-minute refresh margin: every `write` rotates
-    emulator.id_token_lifetime = lifetime
+    emulator.id_token_lifetime = LIFETIME
+    advance_entra_clock(emulator, -MINTED_AGO)
     assert main(["write", "--token-file", str(consumer_env), "--force", "-q"]) == 0
     old = consumer_env.read_text()
     reader = WorkloadIdentityCredential()
@@ -72,7 +78,7 @@ def test_rotation_with_short_lifetimes(emulator: Any, consumer_env: Path) -> Non
 
     # The file's token has now expired for Entra. (The emulated Google shares this clock: less
     # than 5 minutes ahead of ours, or its new tokens would be refused as issued in the future.)
-    advance_entra_clock(emulator, lifetime + 60)
+    advance_entra_clock(emulator, MINTED_AGO)
     with pytest.raises(ClientAuthenticationError, match="AADSTS700024"):
         reader.get_token(STORAGE)  # azure-identity still presents what it read (600 s reuse)
 
@@ -83,10 +89,11 @@ def test_rotation_with_short_lifetimes(emulator: Any, consumer_env: Path) -> Non
 
 
 def test_our_readers_refresh_the_file_themselves(emulator: Any, consumer_env: Path) -> None:
-    emulator.id_token_lifetime = 180
+    emulator.id_token_lifetime = LIFETIME
+    advance_entra_clock(emulator, -MINTED_AGO)
     assert main(["write", "--token-file", str(consumer_env), "--force", "-q"]) == 0
     old = consumer_env.read_text()
-    advance_entra_clock(emulator, 240)
+    advance_entra_clock(emulator, MINTED_AGO)  # the file's token has expired for Entra
     token = azfed_helper.GoogleFederatedCredential().get_token(STORAGE)
     assert token.token
     assert consumer_env.read_text() != old  # the file was refreshed on the way

@@ -85,7 +85,8 @@ def test_serve_with_a_rotating_projected_token(
     emulator.access_token_lifetime = 60  # every request needs an exchange
     emulator.add_kubernetes_credential()
     path = tmp_path / "tokens" / "azure-identity-token"
-    projected = emulator.start_projected_token_file(path, lifetime=8)  # rotated every 6.4 s
+    # Rotated every 12 s: 3 s of slack before expiry for a rotation delayed on a busy machine.
+    projected = emulator.start_projected_token_file(path, lifetime=15)
     first_expires = idtoken.decode(path.read_text()).expires_at
     serve = Serve(world.env, tmp_path / "mi.env", "--source", "file", "--assertion-file", str(path))
     try:
