@@ -14,6 +14,7 @@ setting). The consumers derive from it: ``parser.add_options`` (argparse), ``fas
 
 from __future__ import annotations
 
+from . import TYPE_CHECKING
 from .idtoken import DEFAULT_AUDIENCE
 from .option import (
     Option,
@@ -27,6 +28,10 @@ from .option import (
     port,
     scopes,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_PORT = 50342
@@ -43,8 +48,31 @@ EXCHANGERS = ("daemon", "token", "az-login", "az", "serve", "doctor")
 ENDPOINT = ("serve", "daemon")
 
 
-def _source(name: str, help: str, **kw: object) -> Option:
-    return Option(name, help, SOURCE, group="token source", **kw)  # type: ignore[arg-type]
+def _in(group: str, commands: tuple[str, ...]) -> Callable[..., Option]:
+    """Options of one help group that the same commands take, declared without repeating those."""
+
+    def make(name: str, help: str, **kw: Any) -> Option:
+        return Option(name, help, commands, group=group, **kw)
+
+    return make
+
+
+_source = _in("token source", SOURCE)
+_file_writing = _in("token file", FILE_WRITERS)
+_azure = _in("Azure", AZURE)
+_endpoint = _in("managed-identity endpoint", ENDPOINT)
+_daemon = _in("daemon", ("daemon",))
+_request = _in("what to request", ("token",))
+_az = _in("Azure CLI", ("az-login", "az"))
+_claims = _in("token source", CLAIMS)
+_logging = _in("logging", ("daemon", "serve"))
+_config = _in("configuration file", (*SOURCE, "status", "env", "settings"))
+SECONDS: dict[str, Any] = {"parse": duration(1), "metavar": "DURATION"}  # timeouts, margins ...
+
+
+def _switch(name: str, help: str, commands: tuple[str, ...], **kw: Any) -> Option:
+    """A flag of one invocation (never a setting): ``--force``, ``--json`` ..."""
+    return Option(name, help, commands, action="store_true", setting=False, **kw)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -57,35 +85,29 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PATH",
         is_path=True,
     ),
-    Option(
+    _claims(
         "audience",
         "the token's audience, as the federated credential names it",
-        CLAIMS,
         env="AZFED_AUDIENCE",
         default=DEFAULT_AUDIENCE,
         parse=non_empty,
         metavar="AUD",
-        group="token source",
     ),
-    Option(
+    _claims(
         "source",
         "where the ID token comes from",
-        CLAIMS,
         env="AZFED_SOURCE",
         default="google",
         choices=SOURCES,
-        group="token source",
         default_text="github-actions in a GitHub Actions job allowed to mint ID tokens "
         "(ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN set), else google",
     ),
-    Option(
+    _claims(
         "issuer",
         "the issuer ('iss') the token must name",
-        CLAIMS,
         env="AZFED_ISSUER",
         parse=https_url,
         metavar="URL",
-        group="token source",
         default_text="the source's: Google's, GitHub's, any https issuer for file and command",
     ),
     _source(
@@ -129,16 +151,14 @@ OPTIONS: tuple[Option, ...] = (
         "refresh once less than this lifetime, or half the token's lifetime, remains",
         env="AZFED_REFRESH_MARGIN",
         default=1200,
-        parse=duration(1),
-        metavar="DURATION",
+        **SECONDS,
     ),
     _source(
         "source-timeout",
         "longest wait for one request to the token source; a whole fetch takes at most 3 times it plus 2s",
         env="AZFED_SOURCE_TIMEOUT",
         default=10,
-        parse=duration(1),
-        metavar="DURATION",
+        **SECONDS,
     ),
     _source(
         "iam-endpoint",
@@ -147,49 +167,39 @@ OPTIONS: tuple[Option, ...] = (
         metavar="URL",
         default_text="Google's",
     ),
-    Option(
+    _file_writing(
         "mode",
         "token file mode, applied on every write",
-        FILE_WRITERS,
         env="AZFED_MODE",
         default=0o600,
         parse=mode,
         metavar="OCTAL",
-        group="token file",
     ),
-    Option(
+    _file_writing(
         "group",
         "token file group, name or gid",
-        FILE_WRITERS,
         env="AZFED_GROUP",
         parse=group_name,
         metavar="GROUP",
-        group="token file",
         default_text="unchanged",
     ),
-    Option(
+    _file_writing(
         "create-dirs",
         "create missing parent directories (mode 0700)",
-        FILE_WRITERS,
         env="AZFED_CREATE_DIRS",
         default=False,
         parse=boolean,
         action="store_true",
-        group="token file",
     ),
     # -- the Azure app and Entra
-    Option(
-        "client-id", "app (client) id", AZURE, env="AZURE_CLIENT_ID", metavar="ID", group="Azure"
-    ),
-    Option("tenant-id", "tenant id", AZURE, env="AZURE_TENANT_ID", metavar="ID", group="Azure"),
-    Option(
+    _azure("client-id", "app (client) id", env="AZURE_CLIENT_ID", metavar="ID"),
+    _azure("tenant-id", "tenant id", env="AZURE_TENANT_ID", metavar="ID"),
+    _azure(
         "authority-host",
         "Entra authority host (sovereign clouds)",
-        AZURE,
         env="AZURE_AUTHORITY_HOST",
         default=DEFAULT_AUTHORITY_HOST,
         metavar="URL",
-        group="Azure",
     ),
     Option(
         "entra-timeout",
@@ -197,8 +207,7 @@ OPTIONS: tuple[Option, ...] = (
         EXCHANGERS,
         env="AZFED_ENTRA_TIMEOUT",
         default=10,
-        parse=duration(1),
-        metavar="DURATION",
+        **SECONDS,
         group="Azure",
     ),
     Option(
@@ -224,25 +233,21 @@ OPTIONS: tuple[Option, ...] = (
         group="what to request",
         aliases=("scope",),
     ),
-    Option(
+    _request(
         "resource",
         "resource as az takes it: https://management.azure.com requests "
         "https://management.azure.com/.default",
-        ("token",),
         env="AZFED_RESOURCE",
         metavar="URL",
-        group="what to request",
     ),
-    Option(
+    _request(
         "output",
         "raw: the token only; json: as `az account get-access-token -o json`; "
         "exec-credential: a Kubernetes ExecCredential (default scope: AKS); env: export lines",
-        ("token",),
         flags=("--output", "-o"),
         env="AZFED_OUTPUT",
         default="raw",
         choices=OUTPUTS,
-        group="what to request",
     ),
     # -- the daemon
     Option(
@@ -256,80 +261,57 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DURATION",
         group="daemon",
     ),
-    Option(
+    _daemon(
         "max-backoff",
         "longest wait between retries when the source fails",
-        ("daemon",),
         env="AZFED_MAX_BACKOFF",
         default=60,
-        parse=duration(1),
-        metavar="DURATION",
-        group="daemon",
+        **SECONDS,
     ),
-    Option(
+    _daemon(
         "health-addr",
         "serve /livez, /readyz and /metrics there (:PORT means 127.0.0.1)",
-        ("daemon",),
         env="AZFED_HEALTH_ADDR",
         parse=address,
         metavar="HOST:PORT",
-        group="daemon",
         default_text="off",
     ),
-    Option(
+    _logging(
         "log-format",
         "log lines as text or one JSON object each",
-        ("daemon", "serve"),
         env="AZFED_LOG_FORMAT",
         default="human",
         choices=("human", "json"),
-        group="logging",
     ),
     # -- the Azure CLI
-    Option(
-        "az",
-        "the az executable",
-        ("az-login", "az"),
-        env="AZFED_AZ",
-        metavar="PATH",
-        group="Azure CLI",
-        default_text="az on PATH",
-    ),
-    Option(
+    _az("az", "the az executable", env="AZFED_AZ", metavar="PATH", default_text="az on PATH"),
+    _az(
         "subscription",
         "subscription to select at login (default: none, so login makes no ARM call)",
-        ("az-login", "az"),
         env="AZFED_SUBSCRIPTION",
         metavar="ID_OR_NAME",
-        group="Azure CLI",
     ),
     # -- the managed-identity endpoint
-    Option(
+    _endpoint(
         "port",
         "port to listen on (0 picks a free one)",
-        ENDPOINT,
         env="AZFED_PORT",
         default=DEFAULT_PORT,
         parse=port,
         metavar="N",
-        group="managed-identity endpoint",
     ),
-    Option(
+    _endpoint(
         "bind",
         "address to listen on (others than loopback need --allow-remote)",
-        ENDPOINT,
         env="AZFED_BIND",
         default="127.0.0.1",
         metavar="HOST",
-        group="managed-identity endpoint",
     ),
-    Option(
+    _endpoint(
         "secret-file",
         "read the X-IDENTITY-HEADER secret from FILE (default: a new random one per start)",
-        ENDPOINT,
         env="AZFED_SECRET_FILE",
         metavar="FILE",
-        group="managed-identity endpoint",
         is_path=True,
     ),
     Option(
@@ -342,89 +324,63 @@ OPTIONS: tuple[Option, ...] = (
         is_path=True,
         default_text="<cache dir>/identity-endpoint.env",
     ),
-    Option(
+    _switch(
         "allow-remote",
         "allow a non-loopback --bind: anyone who can reach it and knows the secret gets tokens",
         ENDPOINT,
-        action="store_true",
         group="managed-identity endpoint",
-        setting=False,
     ),
-    Option(
+    _switch(
         "imds",
         "also answer IMDS-shaped requests that carry no secret (Metadata: true only); any "
         "local process can then get tokens",
         ENDPOINT,
-        action="store_true",
         group="managed-identity endpoint",
-        setting=False,
     ),
     # -- the configuration file itself (resolved first: it decides where the rest comes from)
-    Option(
+    _config(
         "config",
         "TOML config file",
-        (*SOURCE, "status", "env", "settings"),
         env="AZFED_CONFIG",
         metavar="FILE",
-        group="configuration file",
         setting=False,
         fast=True,
         is_path=True,
         default_text="~/.config/azfed-helper/config.toml, then /etc/azfed-helper/config.toml",
     ),
-    Option(
+    _config(
         "profile",
         "profile in the config file",
-        (*SOURCE, "status", "env", "settings"),
         env="AZFED_PROFILE",
         metavar="NAME",
-        group="configuration file",
         setting=False,
         fast=True,
     ),
     # -- switches of one invocation
-    Option(
+    _switch(
         "force",
         "act even when nothing is due (write: fetch a new token; az-login: log in again)",
         ("write", "az-login"),
-        action="store_true",
-        setting=False,
     ),
-    Option(
+    _switch(
         "quiet",
         "print nothing on success",
         ("write", "az-login"),
         flags=("-q", "--quiet"),
-        action="store_true",
-        setting=False,
         fast=True,
     ),
-    Option(
-        "verbose",
-        "more log (repeatable)",
-        ("daemon", "serve"),
-        flags=("-v", "--verbose"),
-        action="count",
-        group="logging",
-        setting=False,
+    _logging(
+        "verbose", "more log (repeatable)", flags=("-v", "--verbose"), action="count", setting=False
     ),
-    Option(
+    _logging(
         "log-quiet",
         "less log (repeatable)",
-        ("daemon", "serve"),
         flags=("-q", "--quiet"),
         dest="quiet",
         action="count",
-        group="logging",
         setting=False,
     ),
-    Option(
-        "json",
-        "machine-readable output",
-        ("status", "doctor", "settings"),
-        action="store_true",
-        setting=False,
-    ),
+    _switch("json", "machine-readable output", ("status", "doctor", "settings")),
 )
 
 BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
