@@ -85,8 +85,9 @@ class Doctor:
         details = [f"{kind.name}: {kind.describe(settings)}"]
         if kind.name == "google":
             from .sources import google as google_source
+            from .sources.google_credentials import detect
 
-            if google_source.detect(settings)[0].kind == "metadata":
+            if detect(settings)[0].kind == "metadata":
                 google_source.probe_metadata(settings)
                 details.append("it answers as a metadata server (Metadata-Flavor: Google)")
         elif kind.reads_file:

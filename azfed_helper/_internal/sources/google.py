@@ -1,9 +1,7 @@
-"""Where Google ID tokens come from: key files, the metadata server, impersonation.
+"""Fetching Google ID tokens: from the metadata server, a key file, or by impersonation.
 
-This is the only module that imports google-auth, and it does so inside functions: the no-op
-``write`` path never loads it. Unlike google-auth's ``fetch_id_token``, we never fall through to the
-metadata server when a credentials file of another type is configured: a silent fallback would mint
-a token for the wrong identity.
+google-auth is imported inside functions (here and in google_credentials, which says which
+credentials a file holds): the no-op ``write`` path never loads it.
 
 google-auth signs and refreshes the caller's credentials (key files' jwt-bearer grants, user
 refresh tokens, STS, metadata access tokens). The two ID-token calls it cannot aim or bound, the
@@ -14,8 +12,6 @@ request of a fetch, google-auth's included, goes through one bounded :class:`_Tr
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,97 +23,13 @@ from . import ATTEMPTS as _ATTEMPTS
 from . import BACKOFF as _BACKOFF
 from . import REQUEST_BUDGET as _REQUEST_BUDGET
 from . import RETRY_STATUSES as _RETRY_STATUSES
+from .google_credentials import Source, caller_credentials, detect, metadata_host
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    import google.auth.credentials
-    import google.auth.transport.requests
 
-CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_IAM_ENDPOINT = "https://iamcredentials.googleapis.com"
-_IMPERSONATION_URL = re.compile(r"serviceAccounts/([^/:]+):generateAccessToken")
-_NEEDS_IMPERSONATION = ("authorized_user", "external_account", "external_account_authorized_user")
-_SOURCE_TYPES = ("service_account", *_NEEDS_IMPERSONATION)
-_KNOWN_TYPES = ("impersonated_service_account", *_SOURCE_TYPES)
-
-
-class Source:
-    """A described token source: what kind, from which file, impersonating whom."""
-
-    __slots__ = ("impersonate", "kind", "path")
-
-    def __init__(self, kind: str, path: str | None, impersonate: str | None) -> None:
-        self.kind = kind
-        self.path = path
-        self.impersonate = impersonate
-
-    def describe(self) -> str:
-        if self.path:
-            text = f"{self.kind} credentials in {self.path}"
-        else:
-            text = f"the metadata server at {_metadata_host()}"
-        return f"{text}, impersonating {self.impersonate}" if self.impersonate else text
-
-
-def load_credentials_info(path: str) -> dict[str, Any]:
-    """Read a credentials JSON file; every way it can be wrong is a usage error naming the file."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            info = json.load(handle)
-    except FileNotFoundError as exc:
-        raise UsageError(
-            f"credentials file {path} does not exist",
-            "fix GOOGLE_APPLICATION_CREDENTIALS / --credentials, or unset it to use the metadata server",
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"cannot read credentials file {path}: {exc}",
-            "check the file's permissions and that it is the JSON file Google gave you",
-        ) from exc
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise UsageError(
-            f"credentials file {path} is not valid JSON ({reason})",
-            "download the key again or run `gcloud auth application-default login` again",
-        ) from exc
-    if not isinstance(info, dict) or not isinstance(info.get("type"), str):
-        raise UsageError(
-            f"credentials file {path} has no 'type' field",
-            "expected a Google credentials file (service_account, impersonated_service_account, ...)",
-        )
-    return info
-
-
-def detect(settings: Settings) -> tuple[Source, dict[str, Any] | None]:
-    """Pick the source from the settings alone (no network): a credentials file, else metadata."""
-    path = settings.credentials
-    if not path:
-        return Source("metadata", None, settings.impersonate), None
-    info = load_credentials_info(path)
-    kind = info["type"]
-    if kind not in _KNOWN_TYPES:
-        raise UsageError(
-            f"credentials file {path} has type {kind!r}, which cannot mint Google ID tokens",
-            "use a service_account key, an impersonated_service_account file, or user/"
-            "external_account credentials together with --impersonate SA_EMAIL",
-        )
-    target = settings.impersonate
-    if kind in ("external_account", "impersonated_service_account") and not target:
-        match = _IMPERSONATION_URL.search(str(info.get("service_account_impersonation_url", "")))
-        target = match.group(1) if match else None
-    if kind == "impersonated_service_account" and not target:
-        raise UsageError(
-            f"impersonation file {path} names no target service account",
-            "pass --impersonate SA_EMAIL or recreate the file with gcloud",
-        )
-    if kind in _NEEDS_IMPERSONATION and not target:
-        raise UsageError(
-            f"{kind} credentials in {path} cannot mint an ID token for an audience of your choosing",
-            "impersonate a service account: --impersonate SA_EMAIL (the caller needs "
-            "roles/iam.serviceAccountOpenIdTokenCreator on it)",
-        )
-    return Source(kind, path, target), info
 
 
 def describe(settings: Settings) -> str:
@@ -198,7 +110,7 @@ def _unreachable_error(exc: _Unreachable, source: Source) -> SourceError:
         credentials, impersonate = BY_DEST["credentials"], BY_DEST["impersonate"]
         return SourceError(
             f"cannot reach the Google token source: no metadata server answered at "
-            f"{_metadata_host()} ({exc.reason}) and {credentials.env} is not set",
+            f"{metadata_host()} ({exc.reason}) and {credentials.env} is not set",
             f"set {credentials.where()} to a service-account key (or to a gcloud ADC file "
             f"together with {impersonate.where()}), or run on Google Cloud (if this is Google "
             "Cloud, check GCE_METADATA_HOST and the route to the metadata server)",
@@ -313,32 +225,26 @@ def probe_metadata(settings: Settings) -> None:
     failure rather than describe the source as if it worked."""
     transport = _Transport(settings.source_timeout)
     try:
-        response = transport(f"http://{_metadata_host()}/", headers={"Metadata-Flavor": "Google"})
+        response = transport(f"http://{metadata_host()}/", headers={"Metadata-Flavor": "Google"})
     except _Unreachable as exc:
         raise _unreachable_error(exc, Source("metadata", None, settings.impersonate)) from exc
     finally:
         transport.session.close()
     if response.headers.get("Metadata-Flavor") != "Google":
         raise SourceError(
-            f"a server answered at {_metadata_host()} (HTTP {response.status}) but it is not a "
+            f"a server answered at {metadata_host()} (HTTP {response.status}) but it is not a "
             "metadata server: its answer lacks 'Metadata-Flavor: Google'",
             f"check GCE_METADATA_HOST, or set {BY_DEST['credentials'].where()} to a "
             "service-account key",
         )
 
 
-def _metadata_host() -> str:
-    """The metadata server's ``host[:port]``, read now (google-auth reads it at import time)."""
-    host = os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_ROOT")
-    return host or "metadata.google.internal"
-
-
 def _is_metadata(url: str) -> bool:
-    return url.startswith(f"http://{_metadata_host()}/")
+    return url.startswith(f"http://{metadata_host()}/")
 
 
 def _metadata_root() -> str:
-    return f"http://{_metadata_host()}/computeMetadata/v1/"
+    return f"http://{metadata_host()}/computeMetadata/v1/"
 
 
 def _from_metadata(transport: _Transport, settings: Settings) -> str:
@@ -351,7 +257,7 @@ def _from_metadata(transport: _Transport, settings: Settings) -> str:
     text = _text(response.data)
     if response.status != 200:
         raise SourceError(
-            f"the metadata server at {_metadata_host()} refused an ID token: HTTP "
+            f"the metadata server at {metadata_host()} refused an ID token: HTTP "
             f"{response.status} {_first_text_line(text)}",
             "check that this workload runs as a service account (GKE: workload identity for "
             "its Kubernetes service account) and that the audience is valid",
@@ -377,7 +283,7 @@ def _impersonated(
     access token (google-auth refreshes that through ``transport``)."""
     import urllib.parse
 
-    caller, delegates = _caller_credentials(source, info)
+    caller, delegates = caller_credentials(source, info)
     target = urllib.parse.quote(str(source.impersonate), safe="@")
     base = (settings.iam_endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
     url = f"{base}/v1/projects/-/serviceAccounts/{target}:generateIdToken"
@@ -418,72 +324,3 @@ def _api_message(text: str) -> str:
         return str(document["error"]["message"])[:300]
     except (ValueError, KeyError, TypeError):
         return _first_text_line(text)
-
-
-def _caller_credentials(
-    source: Source, info: dict[str, Any] | None
-) -> tuple[google.auth.credentials.Credentials, list[str]]:
-    """The credentials that call generateIdToken on the target account, and the delegates."""
-    if source.kind != "impersonated_service_account":
-        return _source_credentials(source.kind, info), []
-    # gcloud's impersonation file: build its source ourselves so that a token_uri in it is
-    # honoured exactly as for a plain key or user file.
-    assert info is not None
-    source_info = info.get("source_credentials")
-    if not isinstance(source_info, dict) or source_info.get("type") not in _SOURCE_TYPES:
-        raise UsageError(
-            f"impersonation file {source.path} has no usable 'source_credentials'",
-            "recreate it with `gcloud auth application-default login --impersonate-service-account`",
-        )
-    delegates = info.get("delegates") or []
-    if not isinstance(delegates, list) or not all(isinstance(d, str) for d in delegates):
-        raise UsageError(
-            f"impersonation file {source.path} has 'delegates' that are not a list of accounts",
-            "recreate it with `gcloud auth application-default login --impersonate-service-account`",
-        )
-    return _source_credentials(str(source_info["type"]), source_info), delegates
-
-
-def _source_credentials(
-    kind: str, info: dict[str, Any] | None
-) -> google.auth.credentials.Credentials:
-    """The credentials (of type ``kind``) that call IAM to impersonate the target account."""
-    if kind == "metadata":
-        from google.auth import compute_engine
-
-        return compute_engine.Credentials()
-    assert info is not None
-    if kind == "service_account":
-        from google.oauth2 import service_account
-
-        return service_account.Credentials.from_service_account_info(info, scopes=[CLOUD_PLATFORM])
-    if kind == "authorized_user":
-        from google.oauth2 import credentials as user_credentials
-
-        user = user_credentials.Credentials.from_authorized_user_info(info)
-        # google-auth ignores a file's token_uri here (it does honour it for service-account keys);
-        # honour it too, so emulators and private endpoints work the same for both kinds.
-        return user.with_token_uri(info["token_uri"]) if info.get("token_uri") else user
-    if kind == "external_account_authorized_user":
-        from google.auth import external_account_authorized_user
-
-        return external_account_authorized_user.Credentials.from_info(info)
-    return _external_account(info)
-
-
-def _external_account(info: dict[str, Any]) -> google.auth.credentials.Credentials:
-    """Workload identity federation credentials, used directly (not through their own impersonation):
-    the federated principal calls generateIdToken on the target service account."""
-    info = {k: v for k, v in info.items() if k != "service_account_impersonation_url"}
-    source = info.get("credential_source") or {}
-    if str(source.get("environment_id", "")).startswith("aws"):
-        from google.auth import aws
-
-        return aws.Credentials.from_info(info, scopes=[CLOUD_PLATFORM])
-    if "executable" in source:
-        from google.auth import pluggable
-
-        return pluggable.Credentials.from_info(info, scopes=[CLOUD_PLATFORM])
-    from google.auth import identity_pool
-
-    return identity_pool.Credentials.from_info(info, scopes=[CLOUD_PLATFORM])
