@@ -31,6 +31,8 @@ DEFAULT_SCOPE = "https://management.azure.com/.default"
 # Readers of a token file reuse what they read for 10 minutes, and the file is replaced with
 # (at most) half the token's life left: a token that lives no longer than this fails them.
 SHORT_FOR_FILE_READERS = 1200
+_APP_UNSET = f"{BY_DEST['client_id'].env} and {BY_DEST['tenant_id'].env} are not both set"
+_APP_WAYS = f"{BY_DEST['client_id'].where()}, and {BY_DEST['tenant_id'].where()}"
 
 
 class Check:
@@ -151,7 +153,7 @@ class Doctor:
                 "token file",
                 SKIP,
                 ["no token file configured (token/credential keep the ID token in memory)"],
-                "set AZURE_FEDERATED_TOKEN_FILE or --token-file for the Azure SDKs, az and Terraform",
+                f"set {BY_DEST['token_file'].where()} for the Azure SDKs, az and Terraform",
             )
         if self.token is not None:
             from .sync import sync_once
@@ -173,7 +175,9 @@ class Doctor:
             return Check(
                 "token file",
                 FAIL,
-                [f"{variable} is {configured}, which nothing writes with --source file"],
+                [
+                    f"{variable} is {configured}, which nothing writes with {BY_DEST['source'].flag} file"
+                ],
                 f"set {variable}={path}: that file already is a token file, kept fresh by "
                 "another process",
             )
@@ -208,7 +212,8 @@ class Doctor:
                 "token file",
                 FAIL,
                 details + [f"NOT readable by {user}" for user in unreadable],
-                "grant the readers a group: --group GROUP --mode 0640, and make every directory "
+                f"grant the readers a group: {BY_DEST['group'].flag} GROUP {BY_DEST['mode'].flag} 0640, and "
+                "make every directory "
                 "on the path searchable by them",
             )
         return Check("token file", PASS, details)
@@ -218,8 +223,8 @@ class Doctor:
             return Check(
                 "entra exchange",
                 SKIP,
-                ["AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"],
-                "set --client-id/--tenant-id (or AZURE_CLIENT_ID/AZURE_TENANT_ID) to test the exchange",
+                [_APP_UNSET],
+                f"set {_APP_WAYS} to test the exchange",
             )
         if self.token is None:
             return Check("entra exchange", SKIP, ["needs an ID token (see above)"])
@@ -260,9 +265,7 @@ class Doctor:
                 "if you use az, run `azfed-helper az-login` or add its --print-hook to your shell",
             )
         if not (self.settings.client_id and self.settings.tenant_id):
-            return Check(
-                "azure cli", SKIP, ["AZURE_CLIENT_ID and AZURE_TENANT_ID are not both set"]
-            )
+            return Check("azure cli", SKIP, [_APP_UNSET])
         target = azcli.target_from_settings(self.settings)
         left = azcli.held_lifetime(target, directory, time.time())
         if left is None:

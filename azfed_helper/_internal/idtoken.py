@@ -158,7 +158,7 @@ def validate(
     if audience not in audiences(token):
         raise InvalidTokenError(
             f"claim 'aud' is {claims.get('aud')!r}, expected {audience!r}",
-            "request the token for the audience the Azure federated credential names (--audience)",
+            f"request the token for the audience the Azure federated credential names ({_where('audience')})",
             claim="aud",
         )
     if not isinstance(claims.get("sub"), str) or not claims.get("sub"):
@@ -194,8 +194,8 @@ def _check_issuer(iss: object, issuer: str | None) -> None:
     if issuer is not None and iss != issuer:
         raise InvalidTokenError(
             f"claim 'iss' is {_describe(iss)}, expected {issuer!r}",
-            "the token must come from the issuer the source names (--source) or --issuer "
-            "pins; check both",
+            f"the token must come from the issuer the source names ({_where('source')}) or the one "
+            f"{_where('issuer')} pins; check both",
             claim="iss",
         )
     if issuer is None and not (isinstance(iss, str) and iss.startswith("https://") and iss[8:]):
@@ -219,3 +219,11 @@ def _check_time(claims: dict[str, object], name: str) -> None:
     raise InvalidTokenError(
         message, "Entra needs both iat and exp as epoch seconds (AADSTS70023)", claim=name
     )
+
+
+def _where(setting: str) -> str:
+    """How a user gives ``setting``, for a hint (the option table imports this module, so it is
+    imported here, on the error path only)."""
+    from .options import BY_DEST
+
+    return BY_DEST[setting].where()

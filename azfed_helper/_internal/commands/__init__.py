@@ -79,7 +79,7 @@ COMMANDS: dict[str, Command] = {
         Command(
             "write",
             _PKG + "write",
-            "make the token file hold a fresh ID token (from Google unless --source)",
+            "make the token file hold a fresh ID token (from Google unless {source})",
             (
                 "azfed-helper write {token_file} /run/azfed/token {create_dirs}",
                 "{credentials_env}=key.json azfed-helper write {token_file} ./token",

@@ -55,12 +55,13 @@ CODES: dict[int, tuple[str, str]] = {
     ),
     700016: (
         "the application (client id) was not found in this tenant",
-        "check AZURE_CLIENT_ID / --client-id (the app registration's Application (client) ID) and "
-        "that AZURE_TENANT_ID names the tenant that owns it",
+        f"check {BY_DEST['client_id'].where()} (the app registration's Application (client) ID) "
+        f"and that {BY_DEST['tenant_id'].env} names the tenant that owns it",
     ),
     90002: (
         "the tenant was not found",
-        "check AZURE_TENANT_ID / --tenant-id, and AZURE_AUTHORITY_HOST for sovereign clouds "
+        f"check {BY_DEST['tenant_id'].where()}, and {BY_DEST['authority_host'].env} for sovereign "
+        "clouds "
         "(https://login.microsoftonline.us, https://login.chinacloudapi.cn)",
     ),
     7000218: (

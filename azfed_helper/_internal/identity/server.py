@@ -31,7 +31,7 @@ from .. import TYPE_CHECKING, httphandler, httpserve
 from ..entra import aadsts
 from ..errors import AzfedError, InvalidTokenError, UsageError
 from ..logs import printable
-from ..options import DEFAULT_PORT
+from ..options import BY_DEST, DEFAULT_PORT
 from . import envfile as mi_env
 
 if TYPE_CHECKING:
@@ -149,7 +149,9 @@ class _Handler(httphandler.Handler):
 
 def _encoded(secret: str) -> bytes:
     if not secret:
-        raise UsageError("the endpoint secret is empty", "give a non-empty --secret-file")
+        raise UsageError(
+            "the endpoint secret is empty", f"give a non-empty {BY_DEST['secret_file'].flag}"
+        )
     return secret.encode("utf-8")
 
 
@@ -200,7 +202,7 @@ class IdentityServer:
             self,
             name="azfed-identity",
             purpose="the managed-identity endpoint",
-            hint="choose another --port, or --port 0 for any free one",
+            hint=f"choose another {BY_DEST['port'].flag}, or {BY_DEST['port'].flag} 0 for any free one",
             limits=limits,
         )
         self._env_file: tuple[str, str] | None = None  # (path, text written)

@@ -96,7 +96,8 @@ def fetch(settings: Settings) -> str:
             limit = min(timeout, deadline - time.monotonic())
             if limit <= 0:
                 raise _unreachable(
-                    url, f"not tried: the fetch already took {REQUEST_BUDGET} x --source-timeout"
+                    url,
+                    f"not tried: the fetch already took {REQUEST_BUDGET} x {BY_DEST['source_timeout'].flag}",
                 )
             try:
                 status, body = _get(session, target, headers, limit)

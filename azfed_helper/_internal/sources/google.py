@@ -95,12 +95,13 @@ def _refusal_hint(source: Source) -> str:
 def _unreachable_hint(source: Source) -> str:
     if source.kind == "metadata":
         return (
-            "not on Google Cloud? set GOOGLE_APPLICATION_CREDENTIALS or --credentials; on Google "
-            "Cloud, check GCE_METADATA_HOST and the network path to the metadata server"
+            f"not on Google Cloud? set {BY_DEST['credentials'].where()}; on Google Cloud, check "
+            "GCE_METADATA_HOST and the network path to the metadata server"
         )
     return (
         "check network access to Google's token endpoints (oauth2/iamcredentials googleapis.com, "
-        "or the file's token_uri and --iam-endpoint); --source-timeout bounds each wait"
+        f"or the file's token_uri and {BY_DEST['iam_endpoint'].flag}); "
+        f"{BY_DEST['source_timeout'].flag} bounds each wait"
     )
 
 
@@ -196,7 +197,8 @@ class _Transport:
         if left <= 0:
             raise _Unreachable(
                 url,
-                f"not tried: the fetch already took {_REQUEST_BUDGET} x --source-timeout "
+                f"not tried: the fetch already took {_REQUEST_BUDGET} x "
+                f"{BY_DEST['source_timeout'].flag} "
                 f"({net.seconds(self.timeout)}) in all",
             )
         return left
@@ -304,7 +306,7 @@ def _impersonated(
     except (ValueError, KeyError, TypeError) as exc:
         raise SourceError(
             f"the IAM Credentials API at {base} answered without a token: {_first_text_line(text)}",
-            "check --iam-endpoint / AZFED_IAM_ENDPOINT: it must be an IAM Credentials API",
+            f"check {BY_DEST['iam_endpoint'].where()}: it must be an IAM Credentials API",
         ) from exc
 
 

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import UsageError
+from ..options import BY_DEST
 
 if TYPE_CHECKING:
     import google.auth.credentials
 
+_IMPERSONATE = BY_DEST["impersonate"].where()
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _IMPERSONATION_URL = re.compile(r"serviceAccounts/([^/:]+):generateAccessToken")
 _NEEDS_IMPERSONATION = ("authorized_user", "external_account", "external_account_authorized_user")
@@ -59,7 +61,7 @@ def load_credentials_info(path: str) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise UsageError(
             f"credentials file {path} does not exist",
-            "fix GOOGLE_APPLICATION_CREDENTIALS / --credentials, or unset it to use the metadata server",
+            f"fix {BY_DEST['credentials'].where()}, or unset it to use the metadata server",
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(
@@ -91,7 +93,7 @@ def detect(settings: Settings) -> tuple[Source, dict[str, Any] | None]:
         raise UsageError(
             f"credentials file {path} has type {kind!r}, which cannot mint Google ID tokens",
             "use a service_account key, an impersonated_service_account file, or user/"
-            "external_account credentials together with --impersonate SA_EMAIL",
+            f"external_account credentials together with {_IMPERSONATE}",
         )
     target = settings.impersonate
     if kind in ("external_account", "impersonated_service_account") and not target:
@@ -100,12 +102,12 @@ def detect(settings: Settings) -> tuple[Source, dict[str, Any] | None]:
     if kind == "impersonated_service_account" and not target:
         raise UsageError(
             f"impersonation file {path} names no target service account",
-            "pass --impersonate SA_EMAIL or recreate the file with gcloud",
+            f"give {_IMPERSONATE}, or recreate the file with gcloud",
         )
     if kind in _NEEDS_IMPERSONATION and not target:
         raise UsageError(
             f"{kind} credentials in {path} cannot mint an ID token for an audience of your choosing",
-            "impersonate a service account: --impersonate SA_EMAIL (the caller needs "
+            f"impersonate a service account: {_IMPERSONATE} (the caller needs "
             "roles/iam.serviceAccountOpenIdTokenCreator on it)",
         )
     return Source(kind, path, target), info
