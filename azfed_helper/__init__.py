@@ -8,18 +8,21 @@ costs nothing beyond this file.
 
 from __future__ import annotations
 
-from ._version import __version__
-
 # Not typing.TYPE_CHECKING: importing typing costs ~8 ms on every command; mypy honours the name.
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from ._version import __version__
     from .credential import FederatedCredential, GoogleFederatedCredential
 
 __all__ = ["FederatedCredential", "GoogleFederatedCredential", "__version__"]
 
 
 def __getattr__(name: str) -> object:
+    if name == "__version__":  # lazily too: the CLI's no-op paths never need it
+        from ._version import __version__
+
+        return __version__
     if name in ("FederatedCredential", "GoogleFederatedCredential"):
         from . import credential
 

@@ -18,22 +18,34 @@ import time
 from collections.abc import Sequence
 
 
+def _once(argv: Sequence[str], env: dict[str, str] | None) -> float:
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    watchdog = threading.Timer(60, child.kill)
+    watchdog.start()
+    code = child.wait()
+    watchdog.cancel()
+    elapsed = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"{argv} exited {code}")
+    return elapsed
+
+
 def median_seconds(argv: Sequence[str], runs: int = 30, env: dict[str, str] | None = None) -> float:
     """Median wall time of ``argv`` over ``runs`` runs (after two warm-up runs)."""
-    samples = []
-    for index in range(runs + 2):
-        start = time.perf_counter()
-        child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-        watchdog = threading.Timer(60, child.kill)
-        watchdog.start()
-        code = child.wait()
-        watchdog.cancel()
-        elapsed = time.perf_counter() - start
-        if code != 0:
-            raise SystemExit(f"{argv} exited {code}")
-        if index >= 2:
-            samples.append(elapsed)
-    return statistics.median(samples)
+    samples = [_once(argv, env) for _ in range(runs + 2)]
+    return statistics.median(samples[2:])
+
+
+def median_pair(
+    ours: Sequence[str], base: Sequence[str], runs: int = 60, env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Median wall times of ``ours`` and ``base``, their runs interleaved: on a machine whose
+    speed drifts (a shared VM), both see the same drift and their ratio stays meaningful."""
+    for _ in range(2):  # warm-up
+        _once(ours, env), _once(base, env)
+    pairs = [(_once(ours, env), _once(base, env)) for _ in range(runs)]
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
 def console_script(name: str = "azfed-helper") -> str:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _timing import compile_package, console_script, median_seconds, report
+from _timing import compile_package, console_script, median_pair, median_seconds, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -62,8 +62,7 @@ def main() -> None:
         subprocess.run([helper, "az-login", "-q"], env=env, check=True)
         get = ["account", "get-access-token", "-o", "none"]
         subprocess.run([az, *get], env=env, check=True)  # warm az's token cache
-        base = median_seconds([sys.executable, "-c", "pass"], env=env)
-        noop = median_seconds([helper, "az-login"], env=env)
+        noop, base = median_pair([helper, "az-login"], [sys.executable, "-c", "pass"], env=env)
         report("no-op az-login", noop, base)
         bare = median_seconds([az, *get], runs=15, env=env)
         wrapped = median_seconds([helper, "az", "--", *get], runs=15, env=env)

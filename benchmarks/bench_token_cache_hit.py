@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from _timing import compile_package, console_script, median_seconds, report
+from _timing import compile_package, console_script, median_pair, median_seconds, report
 
 from azfed_helper.emulator import Emulator
 
@@ -29,8 +29,7 @@ def main() -> None:
         env["AZFED_CACHE_DIR"] = os.path.join(tmp, "cache")
         argv = [console_script(), "token", "--resource", RESOURCE]
         subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)  # warm the cache
-        base = median_seconds([sys.executable, "-c", "pass"], env=env)
-        ours = median_seconds(argv, env=env)
+        ours, base = median_pair(argv, [sys.executable, "-c", "pass"], env=env)
     report("cache-hit token", ours, base)
     az = shutil.which("az")
     if az is None:

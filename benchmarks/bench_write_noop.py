@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 
-from _timing import compile_package, console_script, fake_google_token, median_seconds, report
+from _timing import compile_package, console_script, fake_google_token, median_pair, report
 
 
 def main() -> None:
@@ -21,8 +21,8 @@ def main() -> None:
             handle.write(fake_google_token())
         os.chmod(path, 0o600)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZFED_"))}
-        base = median_seconds([sys.executable, "-c", "pass"], env=env)
-        ours = median_seconds([console_script(), "write", "--token-file", path], env=env)
+        argv = [console_script(), "write", "--token-file", path]
+        ours, base = median_pair(argv, [sys.executable, "-c", "pass"], env=env)
     report("no-op write", ours, base)
 
 

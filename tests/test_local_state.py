@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from azfed_helper._internal import idtoken, tokenfile
+from azfed_helper._internal import idtoken, tokenfile, tokenwriter
 from azfed_helper._internal.config import resolve
 from azfed_helper._internal.doctor import Doctor
 from azfed_helper._internal.entra import cache
@@ -504,7 +504,7 @@ def _has_group(name: str) -> bool:
 def stale_shared_file(tmp_path: Path, gid: int) -> Path:
     """A 0640 file for a group of readers, holding a token that is due for refresh."""
     token_file = tmp_path / "token"
-    tokenfile.write_atomic(str(token_file), b"x")
+    tokenwriter.write_atomic(str(token_file), b"x")
     token_file.write_text(make_jwt(iat=int(time.time()) - 3500, exp=int(time.time()) + 100))
     token_file.chmod(0o640)
     os.chown(token_file, -1, gid)
@@ -586,7 +586,7 @@ def test_group_past_the_platform_limit_leaves_no_temp_file(emulator: Any, tmp_pa
     assert "group id 1099511627776 is out of range" in done.stderr
     assert emulator.counts["metadata.identity"] == 0  # refused before any work
     with pytest.raises(OverflowError):  # and the writer itself never leaves its temp file
-        tokenfile.write_atomic(str(token_file), make_jwt().encode(), 0o600, 2**40)
+        tokenwriter.write_atomic(str(token_file), make_jwt().encode(), 0o600, 2**40)
     assert list(token_file.parent.iterdir()) == []
 
 

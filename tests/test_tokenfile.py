@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from azfed_helper._internal import tokenfile
+from azfed_helper._internal import tokenfile, tokenwriter
 from azfed_helper._internal.errors import InvalidTokenError, UsageError
 from azfed_helper._internal.idtoken import GOOGLE_ISSUER as GOOGLE
 
@@ -28,28 +28,28 @@ def test_write_atomic_writes_exact_bytes_with_mode(tmp_path: Path) -> None:
     raw = make_jwt()
     old_umask = os.umask(0o077)
     try:
-        tokenfile.write_atomic(str(target), raw.encode(), 0o644)
+        tokenwriter.write_atomic(str(target), raw.encode(), 0o644)
     finally:
         os.umask(old_umask)
     assert target.read_bytes() == raw.encode()  # no trailing newline
     assert mode_of(target) == 0o644  # the umask does not narrow an explicit mode
-    tokenfile.write_atomic(str(target), raw.encode(), 0o600)
+    tokenwriter.write_atomic(str(target), raw.encode(), 0o600)
     assert mode_of(target) == 0o600  # applied on rewrite too
     assert sorted(p.name for p in target.parent.iterdir()) == ["token"]  # no temp files left
 
 
 def test_write_atomic_replaces_inode(tmp_path: Path) -> None:
     target = tmp_path / "token"
-    tokenfile.write_atomic(str(target), b"a.b.c")
+    tokenwriter.write_atomic(str(target), b"a.b.c")
     before = target.stat().st_ino
-    tokenfile.write_atomic(str(target), b"d.e.f")
+    tokenwriter.write_atomic(str(target), b"d.e.f")
     assert target.stat().st_ino != before
 
 
 def test_write_atomic_group(tmp_path: Path) -> None:
     target = tmp_path / "token"
     gid = os.getgid()
-    tokenfile.write_atomic(str(target), b"a.b.c", 0o640, gid)
+    tokenwriter.write_atomic(str(target), b"a.b.c", 0o640, gid)
     assert target.stat().st_gid == gid
     assert tokenfile.resolve_group(str(gid)) == gid
     with pytest.raises(UsageError, match="unknown group"):
@@ -62,12 +62,12 @@ def test_failed_write_keeps_old_file(tmp_path: Path) -> None:
     target.write_bytes(b"old.token.here")
     script = (
         "import resource, signal, sys\n"
-        "from azfed_helper._internal import tokenfile\n"
+        "from azfed_helper._internal import tokenwriter\n"
         "from azfed_helper._internal.errors import TokenFileError\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))\n"
         "try:\n"
-        "    tokenfile.write_atomic(sys.argv[1], b'x' * 4096)\n"
+        "    tokenwriter.write_atomic(sys.argv[1], b'x' * 4096)\n"
         "except TokenFileError as exc:\n"
         "    print(exc)\n"
         "    sys.exit(3)\n"
@@ -115,11 +115,11 @@ def test_read_directory_is_usage_error(tmp_path: Path) -> None:
 
 def test_check_target(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="is a directory"):
-        tokenfile.check_target(str(tmp_path), create_dirs=False)
+        tokenwriter.check_target(str(tmp_path), create_dirs=False)
     nested = tmp_path / "a" / "b" / "token"
     with pytest.raises(UsageError, match="--create-dirs"):
-        tokenfile.check_target(str(nested), create_dirs=False)
-    tokenfile.check_target(str(nested), create_dirs=True)
+        tokenwriter.check_target(str(nested), create_dirs=False)
+    tokenwriter.check_target(str(nested), create_dirs=True)
     assert mode_of(nested.parent) == 0o700 and mode_of(nested.parent.parent) == 0o700
 
 
@@ -131,8 +131,8 @@ def test_make_private_dirs_creates_every_level_0700_and_leaves_existing_alone(
     existing.chmod(0o755)
     old = os.umask(0o022)  # the common default, under which makedirs' parents end up 0755
     try:
-        tokenfile.make_private_dirs(str(existing / "a" / "b" / "c"))
-        tokenfile.make_private_dirs(str(existing / "a" / "b" / "c"))  # already there: no error
+        tokenwriter.make_private_dirs(str(existing / "a" / "b" / "c"))
+        tokenwriter.make_private_dirs(str(existing / "a" / "b" / "c"))  # already there: no error
     finally:
         os.umask(old)
     assert mode_of(existing) == 0o755
@@ -140,4 +140,4 @@ def test_make_private_dirs_creates_every_level_0700_and_leaves_existing_alone(
         assert mode_of(existing / level) == 0o700, level
     (existing / "file").write_text("x")
     with pytest.raises(FileExistsError):
-        tokenfile.make_private_dirs(str(existing / "file"))
+        tokenwriter.make_private_dirs(str(existing / "file"))

@@ -25,49 +25,6 @@ FAST_PATHS = ("write", "token", "az-login", "az")
 # Long-running commands for which SIGHUP is a request from the start (see sighup.py).
 HOLD_SIGHUP = ("daemon", "serve")
 
-DESCRIPTION = """\
-Reach Azure from Google Cloud with no Azure secret. The ID token comes from Google by
-default, or from a Kubernetes projected token, a GitHub Actions job or a command: the source
-setting (`azfed-helper settings` shows it; `azfed-helper write --help` lists the options).
-
-which mode?
-  you have                                   use
-  an app using an Azure SDK                  the token file: `write` on a timer, or `daemon`;
-                                             `env` prints the four variables the SDKs read
-  Terraform (azurerm/azuread)                the token file: `env --for terraform`
-  shell scripts calling az                   the az hook: `az-login --print-hook bash`
-  scripts needing a bearer token, kubectl    `token` (-o raw|json|exec-credential|env)
-  your own Python code                       FederatedCredential (azfed-helper[azure])
-  tools that only speak managed identity     `serve`, a local managed-identity endpoint
-
-first steps: `azfed-helper demo` (offline), `azfed-helper settings`, `azfed-helper doctor`"""
-
-EPILOG = """\
-exit codes: 0 success; 1 runtime failure; 2 usage or configuration error; 130 interrupted
-(Ctrl-C). `az --` and `daemon --exec` exit with their command's status.
-`azfed-helper COMMAND --help` shows a command's options, the variables it reads and examples."""
-
-
-def version_line() -> str:
-    """One line, as ``pip --version`` gives: versions that matter and where we are installed."""
-    import os
-    import platform
-    from importlib import metadata
-
-    def installed(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "missing"
-
-    from .._version import __version__
-
-    where = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return (
-        f"{PROG} {__version__} from {where} (Python {platform.python_version()}, "
-        f"google-auth {installed('google-auth')}, msal {installed('msal')})"
-    )
-
 
 def _chosen_command(argv: Sequence[str]) -> str | None:
     for arg in argv:
@@ -85,7 +42,7 @@ def build_parser(argv: Sequence[str], every: bool = False) -> argparse.ArgumentP
     import argparse
 
     from .commands import COMMANDS
-    from .parser import Parser, VersionAction, add_options
+    from .parser import DESCRIPTION, EPILOG, Parser, VersionAction, add_options, version_line
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = Parser(

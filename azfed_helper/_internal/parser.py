@@ -12,11 +12,56 @@ import importlib
 
 from . import TYPE_CHECKING
 from .options import for_command
+from .paths import APP_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from .commands import Command
+
+
+DESCRIPTION = """\
+Reach Azure from Google Cloud with no Azure secret. The ID token comes from Google by
+default, or from a Kubernetes projected token, a GitHub Actions job or a command: the source
+setting (`azfed-helper settings` shows it; `azfed-helper write --help` lists the options).
+
+which mode?
+  you have                                   use
+  an app using an Azure SDK                  the token file: `write` on a timer, or `daemon`;
+                                             `env` prints the four variables the SDKs read
+  Terraform (azurerm/azuread)                the token file: `env --for terraform`
+  shell scripts calling az                   the az hook: `az-login --print-hook bash`
+  scripts needing a bearer token, kubectl    `token` (-o raw|json|exec-credential|env)
+  your own Python code                       FederatedCredential (azfed-helper[azure])
+  tools that only speak managed identity     `serve`, a local managed-identity endpoint
+
+first steps: `azfed-helper demo` (offline), `azfed-helper settings`, `azfed-helper doctor`"""
+
+EPILOG = """\
+exit codes: 0 success; 1 runtime failure; 2 usage or configuration error; 130 interrupted
+(Ctrl-C). `az --` and `daemon --exec` exit with their command's status.
+`azfed-helper COMMAND --help` shows a command's options, the variables it reads and examples."""
+
+
+def version_line() -> str:
+    """One line, as ``pip --version`` gives: versions that matter and where we are installed."""
+    import os
+    import platform
+    from importlib import metadata
+
+    def installed(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "missing"
+
+    from .._version import __version__
+
+    where = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (
+        f"{APP_NAME} {__version__} from {where} (Python {platform.python_version()}, "
+        f"google-auth {installed('google-auth')}, msal {installed('msal')})"
+    )
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:

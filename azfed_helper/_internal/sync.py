@@ -103,12 +103,14 @@ def sync_once(
         current = current_if_fresh(settings, clock)
         if current is not None:
             return SyncResult(current, wrote=False)
-    tokenfile.check_target(path, settings.create_dirs)
-    with tokenfile.writer_lock(path):
+    from . import tokenwriter  # the writing path only: the no-op check above stays light
+
+    tokenwriter.check_target(path, settings.create_dirs)
+    with tokenwriter.writer_lock(path):
         current = tokenfile.fresh_token(path, audience, clock(), margin, issuer=issuer)
         if current is not None and not (force or due):
             if _needs_attributes(path, settings.mode, gid):
-                tokenfile.write_atomic(path, current.raw.encode("ascii"), settings.mode, gid)
+                tokenwriter.write_atomic(path, current.raw.encode("ascii"), settings.mode, gid)
                 return SyncResult(current, wrote=True)
             return SyncResult(current, wrote=False)
         raw = (fetch or sources.fetch)(settings)
@@ -116,5 +118,5 @@ def sync_once(
         previous = tokenfile.fresh_token(path, audience, clock(), 0, issuer=issuer)
         if previous is not None and previous.expires_at > token.expires_at and not force:
             token = previous  # never trade a longer-lived valid token for a shorter one
-        tokenfile.write_atomic(path, token.raw.encode("ascii"), settings.mode, gid)
+        tokenwriter.write_atomic(path, token.raw.encode("ascii"), settings.mode, gid)
     return SyncResult(token, wrote=True)

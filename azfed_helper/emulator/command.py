@@ -180,7 +180,7 @@ class _WrittenFile:
 
     @classmethod
     def write(cls, path: Path, data: bytes) -> _WrittenFile:
-        from .._internal.tokenfile import write_atomic
+        from .._internal.tokenwriter import write_atomic
 
         write_atomic(os.fspath(path), data)
         info = os.lstat(path)

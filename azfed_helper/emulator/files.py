@@ -22,7 +22,7 @@ JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 (a URN)
 
 def write_private_json(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     """Write JSON readable by the owner only (mode 0600), as real key files should be."""
-    from .._internal.tokenfile import write_atomic
+    from .._internal.tokenwriter import write_atomic
 
     target = Path(path)
     write_atomic(os.fspath(target), (json.dumps(document, indent=2) + "\n").encode("utf-8"))

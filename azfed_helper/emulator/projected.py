@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from .._internal.tokenfile import write_fully
+from .._internal.tokenwriter import write_fully
 from .issuers import ROTATE_FRACTION, ROTATE_MAX_AGE, Clock, KubernetesIssuer
 
 Layout = Literal["kubelet", "file"]

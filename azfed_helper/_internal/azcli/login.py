@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from .. import TYPE_CHECKING, sources
+from .. import TYPE_CHECKING, sources, tokenwriter
 from ..errors import UsageError
 from ..locks import ProcessLock
 from ..options import BY_DEST
@@ -149,10 +149,9 @@ def ensure(
     if not force and is_current(target, directory, clock()):
         return None
     az = find_az(target.az)
-    from .. import tokenfile  # the refresh path only: the hook's no-op path stays lean
 
     try:
-        tokenfile.make_private_dirs(directory)
+        tokenwriter.make_private_dirs(directory)
     except OSError as exc:
         raise UsageError(
             f"cannot create az's configuration directory {directory}: {exc.strerror}",
@@ -181,7 +180,6 @@ def ensure(
 def _assertion(with_file: Settings, clock: Callable[[], float]) -> IdToken:
     """The assertion to log az in with, in ``with_file``'s token file (refreshed when due; with
     the ``file`` source, copied there from the source's file, read now)."""
-    from .. import tokenfile
     from ..entra.assertion import AssertionSource
 
     source = AssertionSource(with_file, clock)
@@ -190,7 +188,7 @@ def _assertion(with_file: Settings, clock: Callable[[], float]) -> IdToken:
     assert token is not None
     if sources.select(with_file).reads_file:
         path = with_file.require_token_file()
-        tokenfile.write_atomic(path, token.raw.encode("ascii"), 0o600)
+        tokenwriter.write_atomic(path, token.raw.encode("ascii"), 0o600)
     return token
 
 
@@ -211,7 +209,6 @@ def _set_aside_if_corrupt(path: str) -> None:
 
 
 def _write_record(directory: str, target: Target, cloud: Cloud, token: IdToken) -> None:
-    from .. import tokenfile
 
     record = {
         "client_id": target.client_id,
@@ -225,7 +222,7 @@ def _write_record(directory: str, target: Target, cloud: Cloud, token: IdToken) 
     import json
 
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    tokenfile.write_atomic(os.path.join(directory, RECORD), text.encode("utf-8"), 0o600)
+    tokenwriter.write_atomic(os.path.join(directory, RECORD), text.encode("utf-8"), 0o600)
 
 
 def _holds(target: Target, token: IdToken, directory: str, now: float) -> bool:

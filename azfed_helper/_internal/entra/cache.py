@@ -163,7 +163,7 @@ def prepare_dir(directory: str) -> str | None:
     whether that is fatal. A directory that exists but is not ours alone raises UsageError.
     """
     try:
-        from ..tokenfile import make_private_dirs  # writers only, as below
+        from ..tokenwriter import make_private_dirs  # writers only, as below
 
         make_private_dirs(directory)
     except OSError as exc:
@@ -289,7 +289,7 @@ def set_aside(path: str, cause: BaseException, what: str = "cache file") -> None
 
 def write_document(path: str, text: str) -> None:
     """Replace the cache file atomically, 0600 (it holds access tokens)."""
-    from ..tokenfile import write_atomic
+    from ..tokenwriter import write_atomic
 
     write_atomic(path, text.encode("utf-8"), 0o600)
 

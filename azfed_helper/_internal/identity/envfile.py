@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .. import TYPE_CHECKING, tokenfile
+from .. import TYPE_CHECKING, tokenwriter
 from ..entra import cache
 from ..errors import AzfedError, UsageError
 from ..options import BY_DEST
@@ -68,13 +68,13 @@ def write_env_file(path: str, values: dict[str, str]) -> str:
     )
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        tokenfile.make_private_dirs(directory)
+        tokenwriter.make_private_dirs(directory)
     except OSError as exc:
         raise UsageError(
             f"cannot create directory {directory} for {path}: {exc.strerror}",
             f"choose another {_ENV_FILE}",
         ) from exc
-    tokenfile.write_atomic(path, text.encode("utf-8"), 0o600)
+    tokenwriter.write_atomic(path, text.encode("utf-8"), 0o600)
     return text
 
 

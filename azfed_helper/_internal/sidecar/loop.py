@@ -43,7 +43,7 @@ log = logging.getLogger("azfed_helper.sidecar")
 REASONS = ("source", "invalid_token", "token_file", "config", "hook", "internal")
 # How late past its planned wake-up the loop may be before /livez calls it stuck.
 WAKE_GRACE = 30.0
-# The writer lock's timeout in tokenfile.writer_lock; a refresh step may wait that long for it.
+# The writer lock's timeout in tokenwriter.writer_lock; a refresh step may wait that long for it.
 _LOCK_WAIT = 60.0
 
 
