@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from . import TYPE_CHECKING, configfile
+from . import TYPE_CHECKING, paths
 from .errors import UsageError
 from .option import BadValue, mode
 from .options import BY_DEST, OUTPUTS, SETTINGS
@@ -194,11 +194,16 @@ def resolve(flags: object, environ: Mapping[str, str] | None = None) -> Settings
     config, profile_option = BY_DEST["config"], BY_DEST["profile"]
     assert config.env is not None
     assert profile_option.env is not None
-    profile = configfile.load(
-        getattr(flags, "config", None) or env.get(config.env),
-        getattr(flags, "profile", None) or env.get(profile_option.env),
-        env,
-    )
+    chosen = getattr(flags, "profile", None) or env.get(profile_option.env)
+    path = paths.config_file(getattr(flags, "config", None) or env.get(config.env), env)
+    from_file: dict[str, str] = {}
+    file_origins: dict[str, str] = {}
+    if path is not None or chosen:  # the TOML reader only when there is a file (or an error)
+        from . import configfile
+
+        profile = configfile.load(path, chosen, env)
+        from_file, file_origins = profile.values, profile.origins
+        path, chosen = profile.path, profile.name
     values: dict[str, object] = {}
     origins: dict[str, str] = {}
     for option in SETTINGS:
@@ -209,12 +214,12 @@ def resolve(flags: object, environ: Mapping[str, str] | None = None) -> Settings
         elif option.env and env.get(option.env):
             text = env[option.env]
             values[name], origins[name] = _parsed(option, text, option.env), f"env {option.env}"
-        elif name in profile.values:
-            label = f"{option.name} ({profile.origins[name].replace('config ', 'config file ', 1)})"
-            values[name] = _parsed(option, profile.values[name], label)
-            origins[name] = profile.origins[name]
+        elif name in from_file:
+            label = f"{option.name} ({file_origins[name].replace('config ', 'config file ', 1)})"
+            values[name] = _parsed(option, from_file[name], label)
+            origins[name] = file_origins[name]
     if "source" not in values:
         from .sources import default_source
 
         values["source"] = default_source(env)  # its origin stays "default"
-    return Settings(values, origins, config_file=profile.path, profile=profile.name)
+    return Settings(values, origins, config_file=path, profile=chosen)

@@ -11,7 +11,6 @@ none is fine; the TOML parser is imported only when a file exists.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import TYPE_CHECKING, paths
@@ -40,19 +39,6 @@ class Profile:
         where = f"config {self.path}" + (f" profile {self.name}" if in_profile else "")
         self.values.update(values)
         self.origins.update(dict.fromkeys(values, where))
-
-
-def find(explicit: str | None, environ: Mapping[str, str]) -> str | None:
-    """The config file to use: the explicit one (which must exist), else the first that exists."""
-    if explicit:
-        if not os.path.isfile(explicit):
-            what = "is not a regular file" if os.path.exists(explicit) else "does not exist"
-            raise UsageError(f"config file {explicit} {what}", f"fix {BY_DEST['config'].where()}")
-        return explicit
-    for candidate in (paths.user_config_file(environ), paths.SYSTEM_CONFIG_FILE):
-        if os.path.isfile(candidate):
-            return candidate
-    return None
 
 
 def _parse(path: str) -> dict[str, object]:
@@ -99,9 +85,9 @@ def _settings_table(table: dict[str, object], path: str, where: str) -> dict[str
     return values
 
 
-def load(explicit: str | None, profile: str | None, environ: Mapping[str, str]) -> Profile:
-    """What the config file says for ``profile``; an empty Profile without a file."""
-    path = find(explicit, environ)
+def load(path: str | None, profile: str | None, environ: Mapping[str, str]) -> Profile:
+    """What the config file at ``path`` (``paths.config_file``) says for ``profile``; an empty
+    Profile without a file."""
     if path is None:
         if profile:
             raise UsageError(

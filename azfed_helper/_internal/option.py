@@ -9,7 +9,6 @@ Standard library only: this is on every command's path.
 from __future__ import annotations
 
 from . import TYPE_CHECKING
-from .durations import format_duration, parse_duration
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -54,6 +53,8 @@ def duration(minimum: int) -> Callable[[str], int]:
     """Whole seconds between ``minimum`` and a day."""
 
     def parse(value: str) -> int:
+        from .durations import format_duration, parse_duration  # only when one is given
+
         try:
             seconds = parse_duration(value)
         except UsageError as exc:

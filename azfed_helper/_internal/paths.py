@@ -49,3 +49,20 @@ def user_config_file(environ: Mapping[str, str] | None = None) -> str:
     import platformdirs
 
     return os.path.join(platformdirs.user_config_dir(APP_NAME, appauthor=False), "config.toml")
+
+
+def config_file(explicit: str | None, environ: Mapping[str, str]) -> str | None:
+    """The config file to use: the explicit one (which must exist), else the first of ours that
+    exists (the user's, then the system's), else None."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            from .errors import UsageError
+            from .options import BY_DEST
+
+            what = "is not a regular file" if os.path.exists(explicit) else "does not exist"
+            raise UsageError(f"config file {explicit} {what}", f"fix {BY_DEST['config'].where()}")
+        return explicit
+    for candidate in (user_config_file(environ), SYSTEM_CONFIG_FILE):
+        if os.path.isfile(candidate):
+            return candidate
+    return None

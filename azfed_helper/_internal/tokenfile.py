@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
-from . import TYPE_CHECKING, idtoken, ownership
+from . import TYPE_CHECKING, idtoken
 from .errors import InvalidTokenError, TokenFileError, UsageError
 from .idtoken import IdToken
 from .options import BY_DEST
@@ -52,6 +52,8 @@ def _read_regular(path: str, fd: int) -> tuple[os.stat_result, bytes]:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
+            from . import ownership
+
             raise UsageError(
                 f"token file {path} is {ownership.kind(info)}, not a regular file",
                 f"point {_FLAG} at a file path in a directory the writer owns",
@@ -123,6 +125,8 @@ def attributes(path: str) -> tuple[int, int] | None:
     (``0640 root:readers``) keep reading it. Another user's file, or a mode others may write,
     gives None: nothing is inherited from state that is not ours.
     """
+    from . import ownership  # its checks' wording, off the no-op path
+
     try:
         info = os.lstat(path)
     except OSError:
@@ -170,6 +174,8 @@ def directory_refusal(directory: str) -> UsageError | None:
         return None  # reported when writing
     if info.st_uid in (os.geteuid(), 0):
         return None
+    from . import ownership  # for the wording: the no-op path never gets here
+
     return UsageError(
         f"directory {directory} for the token file belongs to another user "
         f"({ownership.describe(info)}), who could replace the token at any moment",
@@ -180,6 +186,8 @@ def directory_refusal(directory: str) -> UsageError | None:
 def directory_warning(path: str) -> str | None:
     """A warning when other users may replace the token file: its directory is writable by
     group or others without the sticky bit (a Kubernetes emptyDir is 0777, and must work)."""
+    from . import ownership  # its checks' wording, off the no-op path
+
     directory = os.path.dirname(os.path.abspath(path))
     try:
         info = os.stat(directory)
