@@ -10,8 +10,7 @@ import pytest
 
 from azfed_helper._internal.entra import aadsts
 from azfed_helper._internal.errors import ExchangeError
-from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE
-from azfed_helper._internal.options import BY_DEST
+from azfed_helper._internal.options import BY_DEST, DEFAULT_AUDIENCE
 from azfed_helper.emulator import FederatedCredential
 
 from .conftest import run_cli

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from azfed_helper._internal import idtoken
+from azfed_helper._internal import idtoken, options
 
 from .conftest import cli_env, make_jwt, run_cli
 
@@ -284,7 +284,7 @@ def test_once_is_write(emulator: Any, tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stderr.startswith("wrote ")
     idtoken.validate(
         idtoken.decode(path.read_bytes()),
-        idtoken.DEFAULT_AUDIENCE,
+        options.DEFAULT_AUDIENCE,
         time.time(),
         issuer=idtoken.GOOGLE_ISSUER,
     )

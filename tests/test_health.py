@@ -11,7 +11,8 @@ import pytest
 
 from azfed_helper._internal import httphandler
 from azfed_helper._internal.errors import UsageError
-from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE, GOOGLE_ISSUER
+from azfed_helper._internal.idtoken import GOOGLE_ISSUER
+from azfed_helper._internal.options import DEFAULT_AUDIENCE
 from azfed_helper._internal.sidecar import health
 from azfed_helper._internal.sidecar.loop import HealthState
 

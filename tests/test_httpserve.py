@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from azfed_helper._internal import httphandler, httpserve, logs
-from azfed_helper._internal.idtoken import DEFAULT_AUDIENCE
+from azfed_helper._internal.options import DEFAULT_AUDIENCE
 from azfed_helper._internal.sidecar import health
 from azfed_helper._internal.sidecar.loop import HealthState
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from azfed_helper._internal import idtoken
+from azfed_helper._internal import idtoken, options
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.errors import SourceError, UsageError
 from azfed_helper._internal.idtoken import IdToken
@@ -31,7 +31,7 @@ from azfed_helper._internal.sidecar.loop import Sidecar
 
 from .conftest import make_jwt
 
-AUDIENCE = idtoken.DEFAULT_AUDIENCE
+AUDIENCE = options.DEFAULT_AUDIENCE
 
 
 def settings_for(path: Path, **flags: object) -> Settings:

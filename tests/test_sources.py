@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from azfed_helper import FederatedCredential, aio
-from azfed_helper._internal import idtoken, sources
+from azfed_helper._internal import idtoken, options, sources
 from azfed_helper._internal.config import Settings, resolve
 from azfed_helper._internal.entra.assertion import AssertionSource
 from azfed_helper._internal.errors import InvalidTokenError, SourceError, UsageError
@@ -32,7 +32,7 @@ from .conftest import cli_env, make_jwt, refusing_port, run_cli
 from .netservers import SilentServer
 from .test_daemon_cli import Daemon, http_status
 
-AUDIENCE = idtoken.DEFAULT_AUDIENCE
+AUDIENCE = options.DEFAULT_AUDIENCE
 GITHUB = sources.GITHUB_ISSUER
 SCOPE = "https://storage.azure.com/.default"
 
@@ -62,10 +62,10 @@ def projected(emulator: Any, emulator_env: dict[str, str], tmp_path: Path) -> An
 
 
 def test_the_default_source_follows_the_runner_variables(tmp_path: Path) -> None:
-    runner = {sources.ACTIONS_URL: "https://runner/x?api-version=2.0", sources.ACTIONS_TOKEN: "t"}
+    runner = {options.ACTIONS_URL: "https://runner/x?api-version=2.0", options.ACTIONS_TOKEN: "t"}
     assert resolve(argparse.Namespace(), environ=runner).source == "github-actions"
     assert resolve(argparse.Namespace(), environ=runner).origins["source"] == "default"
-    one = {sources.ACTIONS_URL: runner[sources.ACTIONS_URL]}  # no id-token: write
+    one = {options.ACTIONS_URL: runner[options.ACTIONS_URL]}  # no id-token: write
     assert resolve(argparse.Namespace(), environ=one).source == "google"
     assert resolve(argparse.Namespace(), environ={}).source == "google"
     chosen = resolve(argparse.Namespace(source="file"), environ=runner)
@@ -153,7 +153,7 @@ def test_github_tokens_are_fetched_once_per_half_life_and_never_presented_stale(
 def test_github_failures_are_one_clear_error_without_the_bearer(
     github: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bearer = os.environ[sources.ACTIONS_TOKEN]
+    bearer = os.environ[options.ACTIONS_TOKEN]
     fetch = sources.KINDS["github-actions"].fetch
     github.fail_next("github.token", 503)  # retried once, after 0.5 s
     assert idtoken.decode(fetch(settings())).claims["iss"] == GITHUB
@@ -164,13 +164,13 @@ def test_github_failures_are_one_clear_error_without_the_bearer(
     github.fail_next("github.token", 401, body={"message": f"unknown bearer {bearer}"})
     with pytest.raises(SourceError, match=r"\(HTTP 401\): unknown bearer \*\*\*") as echoed:
         fetch(settings())
-    monkeypatch.setenv(sources.ACTIONS_TOKEN, "not-the-runner-token")
+    monkeypatch.setenv(options.ACTIONS_TOKEN, "not-the-runner-token")
     with pytest.raises(SourceError, match=r"refused to mint an ID token \(HTTP 403\)") as refused:
         fetch(settings())
     assert "id-token: write" in str(refused.value.hint)
     for error in (unavailable.value, echoed.value, refused.value):
         assert bearer not in str(error) and "not-the-runner-token" not in str(error)
-    monkeypatch.delenv(sources.ACTIONS_TOKEN)
+    monkeypatch.delenv(options.ACTIONS_TOKEN)
     with pytest.raises(UsageError, match="ACTIONS_ID_TOKEN_REQUEST_TOKEN is not set") as missing:
         fetch(settings(source="github-actions"))
     assert "permissions: id-token: write" in str(missing.value.hint)
@@ -182,8 +182,8 @@ def test_a_silent_github_endpoint_is_given_the_source_timeout(
     """Accepted, never answered (not even the TLS handshake): one attempt, bounded."""
     with SilentServer() as silent:
         url = f"https://{silent.address}/idtoken?api-version=2.0"
-        monkeypatch.setenv(sources.ACTIONS_URL, url)
-        monkeypatch.setenv(sources.ACTIONS_TOKEN, "bearer")
+        monkeypatch.setenv(options.ACTIONS_URL, url)
+        monkeypatch.setenv(options.ACTIONS_TOKEN, "bearer")
         started = time.monotonic()
         with pytest.raises(SourceError, match="no answer within 1s"):
             sources.fetch(settings(source_timeout="1"))
@@ -401,8 +401,8 @@ def test_the_no_op_paths_stay_light_with_any_source(tmp_path: Path) -> None:
     token_file.write_text(make_jwt(iss=GITHUB, iat=now, exp=now + 300))
     token_file.chmod(0o600)
     runner = {
-        sources.ACTIONS_URL: f"https://127.0.0.1:{refusing_port()}/x?api-version=2.0",
-        sources.ACTIONS_TOKEN: "bearer",
+        options.ACTIONS_URL: f"https://127.0.0.1:{refusing_port()}/x?api-version=2.0",
+        options.ACTIONS_TOKEN: "bearer",
         "AZURE_FEDERATED_TOKEN_FILE": str(token_file),
     }
     assert light_run(["write"], runner)[:2] == (0, [])

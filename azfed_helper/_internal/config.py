@@ -14,7 +14,7 @@ import os
 from . import TYPE_CHECKING, paths
 from .errors import UsageError
 from .option import BadValue, mode
-from .options import BY_DEST, OUTPUTS, SETTINGS
+from .options import BY_DEST, OUTPUTS, SETTINGS, default_source
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -219,7 +219,5 @@ def resolve(flags: object, environ: Mapping[str, str] | None = None) -> Settings
             values[name] = _parsed(option, from_file[name], label)
             origins[name] = file_origins[name]
     if "source" not in values:
-        from .sources import default_source
-
         values["source"] = default_source(env)  # its origin stays "default"
     return Settings(values, origins, config_file=path, profile=chosen)

@@ -14,7 +14,6 @@ from .errors import InvalidTokenError
 from .jsonfast import loads
 
 GOOGLE_ISSUER = "https://accounts.google.com"
-DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
 # Entra refuses assertions whose lifetime (exp - iat) exceeds 25 hours (AADSTS70023).
 MAX_LIFETIME = 25 * 3600
 # iat and exp must be times a real token can carry: 2000-01-01 to 9999-12-31 (UTC). Anything else

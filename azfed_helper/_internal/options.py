@@ -15,7 +15,6 @@ setting). The consumers derive from it: ``parser.add_options`` (argparse), ``fas
 from __future__ import annotations
 
 from . import TYPE_CHECKING
-from .idtoken import DEFAULT_AUDIENCE
 from .option import (
     Option,
     address,
@@ -30,7 +29,7 @@ from .option import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -38,6 +37,18 @@ DEFAULT_PORT = 50342
 OUTPUTS = ("raw", "json", "exec-credential", "env")
 # Where the assertion comes from (sources/__init__.py maps each to its module).
 SOURCES = ("google", "file", "github-actions", "command")
+# The audience federated credentials expect by default (Entra's token exchange).
+DEFAULT_AUDIENCE = "api://AzureADTokenExchange"
+# Set by the GitHub Actions runner in a job with `permissions: id-token: write`.
+ACTIONS_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
+ACTIONS_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 (a variable's name)
+
+
+def default_source(environ: Mapping[str, str]) -> str:
+    """``github-actions`` inside a GitHub Actions job that may mint ID tokens, else ``google``
+    (declared with the option: resolving it must not load the sources)."""
+    return "github-actions" if environ.get(ACTIONS_URL) and environ.get(ACTIONS_TOKEN) else "google"
+
 
 SOURCE = ("write", "daemon", "token", "az-login", "az", "serve", "doctor")
 # The token file's readers judge its claims, so they need to know which issuer to expect.
@@ -100,7 +111,7 @@ OPTIONS: tuple[Option, ...] = (
         default="google",
         choices=SOURCES,
         default_text="github-actions in a GitHub Actions job allowed to mint ID tokens "
-        "(ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN set), else google",
+        f"({ACTIONS_URL} and _TOKEN set), else google",
     ),
     _claims(
         "issuer",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import TYPE_CHECKING, paths
 from .option import compact_duration, mode
-from .options import SETTINGS
+from .options import ACTIONS_TOKEN, ACTIONS_URL, SETTINGS
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -36,8 +36,6 @@ def _json_value(option: Option, value: object) -> object:
 def _why(option: Option, value: object, origin: str) -> str:
     """Why a default is what it is, when the environment chose it."""
     if option.dest == "source" and origin == "default" and value != option.default:
-        from .sources import ACTIONS_TOKEN, ACTIONS_URL
-
         return f" ({ACTIONS_URL} and {ACTIONS_TOKEN} are set)"
     return ""
 

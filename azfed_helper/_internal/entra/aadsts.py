@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from .. import TYPE_CHECKING
 from ..errors import ExchangeError
-from ..idtoken import DEFAULT_AUDIENCE
-from ..options import BY_DEST
+from ..options import BY_DEST, DEFAULT_AUDIENCE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

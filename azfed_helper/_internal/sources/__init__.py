@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-# Set by the GitHub Actions runner in a job with `permissions: id-token: write`.
-ACTIONS_URL = "ACTIONS_ID_TOKEN_REQUEST_URL"
-ACTIONS_TOKEN = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 (a variable's name)
 
 # One fetch may spend this many --source-timeout in all, every hop and retry together
 # (impersonation from a key: the key's token_uri, then generateIdToken).
@@ -126,11 +123,6 @@ def fetcher(settings: Settings) -> Callable[[Settings], str]:
 
         return isolated_fetch
     return fetch
-
-
-def default_source(environ: Mapping[str, str]) -> str:
-    """``github-actions`` inside a GitHub Actions job that may mint ID tokens, else ``google``."""
-    return "github-actions" if environ.get(ACTIONS_URL) and environ.get(ACTIONS_TOKEN) else "google"
 
 
 def total_source_budget(settings: Settings) -> float:

@@ -17,8 +17,8 @@ import time
 from .. import TYPE_CHECKING, net
 from ..errors import SourceError, UsageError
 from ..logs import printable
-from ..options import BY_DEST
-from . import ACTIONS_TOKEN, ACTIONS_URL, ATTEMPTS, BACKOFF, REQUEST_BUDGET, RETRY_STATUSES
+from ..options import ACTIONS_TOKEN, ACTIONS_URL, BY_DEST
+from . import ATTEMPTS, BACKOFF, REQUEST_BUDGET, RETRY_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
