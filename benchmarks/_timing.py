@@ -37,15 +37,27 @@ def median_seconds(argv: Sequence[str], runs: int = 30, env: dict[str, str] | No
     return statistics.median(samples[2:])
 
 
+def interleaved_medians(
+    commands: dict[str, Sequence[str]], env: dict[str, str] | None = None, runs: int = 60
+) -> dict[str, float]:
+    """Median wall time of each command, the commands taking turns (after two warm-up rounds):
+    on a machine whose speed drifts (a shared VM), all see the same drift and their ratios stay
+    meaningful."""
+    samples: dict[str, list[float]] = {label: [] for label in commands}
+    for index in range(runs + 2):
+        for label, argv in commands.items():
+            elapsed = _once(argv, env)
+            if index >= 2:
+                samples[label].append(elapsed)
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
 def median_pair(
     ours: Sequence[str], base: Sequence[str], runs: int = 60, env: dict[str, str] | None = None
 ) -> tuple[float, float]:
-    """Median wall times of ``ours`` and ``base``, their runs interleaved: on a machine whose
-    speed drifts (a shared VM), both see the same drift and their ratio stays meaningful."""
-    for _ in range(2):  # warm-up
-        _once(ours, env), _once(base, env)
-    pairs = [(_once(ours, env), _once(base, env)) for _ in range(runs)]
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+    """Median wall times of ``ours`` and ``base``, interleaved."""
+    times = interleaved_medians({"ours": ours, "base": base}, env, runs)
+    return times["ours"], times["base"]
 
 
 def console_script(name: str = "azfed-helper") -> str:
@@ -72,6 +84,15 @@ def fake_google_token(lifetime: int = 3600) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
     return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+def fresh_token_file(directory: str) -> str:
+    """A 0600 token file holding a fresh token (what a no-op ``write`` finds), in ``directory``."""
+    path = os.path.join(directory, "token")
+    with open(path, "w") as handle:
+        handle.write(fake_google_token())
+    os.chmod(path, 0o600)
+    return path
 
 
 def compile_package() -> None:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _timing import compile_package, console_script, median_pair, median_seconds, report
+from _timing import compile_package, console_script, median_pair, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -64,8 +64,7 @@ def main() -> None:
         subprocess.run([az, *get], env=env, check=True)  # warm az's token cache
         noop, base = median_pair([helper, "az-login"], [sys.executable, "-c", "pass"], env=env)
         report("no-op az-login", noop, base)
-        bare = median_seconds([az, *get], runs=15, env=env)
-        wrapped = median_seconds([helper, "az", "--", *get], runs=15, env=env)
+        wrapped, bare = median_pair([helper, "az", "--", *get], [az, *get], runs=15, env=env)
     print(
         f"az -- account get-access-token: {wrapped * 1000:.0f} ms vs bare az {bare * 1000:.0f} ms "
         f"= {100 * (wrapped - bare) / bare:+.1f}% overhead"

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-from _timing import compile_package, console_script, fake_google_token, report
+from _timing import compile_package, console_script, fresh_token_file, interleaved_medians, report
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,41 +33,11 @@ def interpreter_of(pyz: Path) -> str:
         return shlex.split(handle.readline().decode())[1]
 
 
-def wall_seconds(argv: list[str], env: dict[str, str]) -> float:
-    """One run, timed as _timing.median_seconds does (a blocking wait, a watchdog)."""
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-    watchdog = threading.Timer(60, child.kill)
-    watchdog.start()
-    code = child.wait()
-    watchdog.cancel()
-    if code != 0:
-        raise SystemExit(f"{argv} exited {code}")
-    return time.perf_counter() - start
-
-
-def interleaved_medians(
-    commands: dict[str, list[str]], env: dict[str, str], runs: int = 30
-) -> dict[str, float]:
-    """Median wall time of each command, the commands taking turns so that a load change on a
-    shared machine hits them all alike (after two warm-up rounds)."""
-    samples: dict[str, list[float]] = {label: [] for label in commands}
-    for index in range(runs + 2):
-        for label, argv in commands.items():
-            elapsed = wall_seconds(argv, env)
-            if index >= 2:
-                samples[label].append(elapsed)
-    return {label: statistics.median(values) for label, values in samples.items()}
-
-
 def main() -> None:
     pyz = Path(sys.argv[1]) if len(sys.argv) > 1 else newest_pyz()
     compile_package()
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "token")
-        with open(path, "w") as handle:
-            handle.write(fake_google_token())
-        os.chmod(path, 0o600)
+        path = fresh_token_file(tmp)
         # No directory to unpack into: the no-op path must not need one.
         env = {
             k: v
@@ -86,6 +52,7 @@ def main() -> None:
                 "venv": [console_script(), "write", "--token-file", path],
             },
             env,
+            runs=30,
         )
     report(f"no-op write from {pyz.name}", times["pyz"], times["base"])
     report("no-op write from the venv's console script", times["venv"], times["venv base"])

@@ -10,16 +10,13 @@ import os
 import sys
 import tempfile
 
-from _timing import compile_package, console_script, fake_google_token, median_pair, report
+from _timing import compile_package, console_script, fresh_token_file, median_pair, report
 
 
 def main() -> None:
     compile_package()
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "token")
-        with open(path, "w") as handle:
-            handle.write(fake_google_token())
-        os.chmod(path, 0o600)
+        path = fresh_token_file(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZFED_"))}
         argv = [console_script(), "write", "--token-file", path]
         ours, base = median_pair(argv, [sys.executable, "-c", "pass"], env=env)

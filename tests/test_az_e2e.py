@@ -88,6 +88,23 @@ class AzWorld:
     def helper(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, env={**self.env, **extra}, timeout=120)
 
+    def plain_login(self, tmp_path: Path, assertion: str) -> tuple[Path, float]:
+        """Log a profile of its own in with plain ``az login --federated-token`` (what the hook
+        improves on): its config directory, and when the assertion it replays expires."""
+        plain = tmp_path / "plain-azure"
+        plain.mkdir()
+        for name in ("versionCheck.json", "clouds.config", "config"):
+            (plain / name).write_bytes((self.config / name).read_bytes())
+        token_file = tmp_path / "plain-token"
+        token_file.write_text(assertion)
+        login = self.az(
+            "login", "--service-principal", "-u", self.emulator.client_id,
+            "--tenant", self.emulator.tenant_id, "--federated-token", f"@{token_file}",
+            "--skip-subscription-discovery", "-o", "none", config=plain,
+        )  # fmt: skip
+        assert login.returncode == 0, login.stderr
+        return plain, idtoken.decode(assertion).expires_at
+
     def calls(self) -> list[list[str]]:
         """The argv of every az run since the last call, and forget them."""
         if not self.log.exists():
@@ -139,20 +156,7 @@ def test_wrapper_keeps_az_working_where_plain_login_expires(world: AzWorld, tmp_
     margin = {"AZFED_REFRESH_MARGIN": "14"}
     emulator.access_token_lifetime = 60  # < 5 minutes: az's MSAL never serves it from cache
     get = ("account", "get-access-token", *RESOURCE, "-o", "json")
-    # Plain `az login --federated-token`, in a profile of its own.
-    plain = tmp_path / "plain-azure"
-    plain.mkdir()
-    for name in ("versionCheck.json", "clouds.config", "config"):
-        (plain / name).write_bytes((world.config / name).read_bytes())
-    token_file = tmp_path / "plain-token"
-    token_file.write_text(emulator.mint_google_id_token())
-    plain_expires = idtoken.decode(token_file.read_text()).expires_at
-    login = world.az(
-        "login", "--service-principal", "-u", emulator.client_id, "--tenant", emulator.tenant_id,
-        "--federated-token", f"@{token_file}", "--skip-subscription-discovery", "-o", "none",
-        config=plain,
-    )  # fmt: skip
-    assert login.returncode == 0, login.stderr
+    plain, plain_expires = world.plain_login(tmp_path, emulator.mint_google_id_token())
     assert world.az(*get, config=plain).returncode == 0  # works at first
     world.calls()  # forget the plain profile's az runs
     # The wrapper, called again and again: the first login, two more as tokens near expiry.

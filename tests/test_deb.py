@@ -13,7 +13,6 @@ import grp
 import os
 import pwd
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -282,22 +281,8 @@ def test_daemon_template_as_the_package_user(installation: Installation, emulato
     CONFIG.write_text('[profiles.daemon]\nmode = "0600"\n')
     sandbox = UnitSandbox(UNIT_DIR / "azfed-helper@.service", instance="daemon")
     sandbox.prepare()
-    daemon = subprocess.Popen(
-        sandbox.command(extra_env=metadata_server(emulator)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     token_file = Path("/run/azfed-helper/daemon/token")
-    try:
-        deadline = time.monotonic() + 60
-        while not token_file.exists() and daemon.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=30)
-    assert token_file.exists(), err
-    assert daemon.returncode == 0, err
+    sandbox.run_until_written(token_file, extra_env=metadata_server(emulator))
     check_token(token_file, emulator, pwd.getpwnam(USER).pw_uid, 0o600)
 
 

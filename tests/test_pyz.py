@@ -12,7 +12,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -237,22 +236,8 @@ def test_daemon_fetches_in_its_child(pyz: Path, sandbox_root: Path, emulator: An
     program = installed(pyz, sandbox_root)
     sandbox = write_unit(sandbox_root, "azfed-helper.service")
     env = unit_env(sandbox, emulator)
-    daemon = subprocess.Popen(
-        sandbox.command(program, extra_env=env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     token_file = Path(env["AZURE_FEDERATED_TOKEN_FILE"])
-    try:
-        deadline = time.monotonic() + 60
-        while not token_file.exists() and daemon.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=30)
-    assert token_file.exists(), err
-    assert daemon.returncode == 0, err
+    err = sandbox.run_until_written(token_file, program, extra_env=env)
     assert "Traceback" not in err
     assert idtoken.decode(token_file.read_text()).claims["sub"] == emulator.service_account_id
 

@@ -39,19 +39,7 @@ def test_github_source_keeps_az_working_where_plain_login_expires(
     emulator.access_token_lifetime = 60  # < 5 minutes: az's MSAL never serves it from cache
     emulator.add_github_actions_credential()
     runner = emulator.github_actions_env()  # the source by default inside the job
-    plain = tmp_path / "plain-azure"
-    plain.mkdir()
-    for name in ("versionCheck.json", "clouds.config", "config"):
-        (plain / name).write_bytes((world.config / name).read_bytes())
-    token_file = tmp_path / "plain-token"
-    token_file.write_text(emulator.mint_github_id_token(lifetime=20))
-    plain_expires = idtoken.decode(token_file.read_text()).expires_at
-    login = world.az(
-        "login", "--service-principal", "-u", emulator.client_id, "--tenant", emulator.tenant_id,
-        "--federated-token", f"@{token_file}", "--skip-subscription-discovery", "-o", "none",
-        config=plain,
-    )  # fmt: skip
-    assert login.returncode == 0, login.stderr
+    plain, plain_expires = world.plain_login(tmp_path, emulator.mint_github_id_token(lifetime=20))
     assert world.az(*GET, config=plain).returncode == 0  # works at first
     world.calls()
     logins: list[list[str]] = []

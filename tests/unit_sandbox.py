@@ -17,8 +17,10 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +220,31 @@ class UnitSandbox:
             timeout=timeout,
             check=False,
         )
+
+    def run_until_written(
+        self,
+        token_file: Path,
+        executable: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> str:
+        """Start the unit's long-running command, stop it (SIGTERM, as systemd does) once
+        ``token_file`` exists, and return its stderr; it must have written and exited 0."""
+        daemon = subprocess.Popen(
+            self.command(executable, extra_env=extra_env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not token_file.exists() and daemon.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _out, err = daemon.communicate(timeout=30)
+        assert token_file.exists(), err
+        assert daemon.returncode == 0, err
+        return err
 
 
 def _name_of(uid: int) -> str | None:
