@@ -1,6 +1,6 @@
 """The az hook's cost when nothing needs refreshing, with the real Azure CLI and the emulator.
 
-1. No-op ``azfed-helper az-login`` vs a bare ``python -c pass`` (goal: at most 2x).
+1. No-op ``azfed-helper az-login`` vs a bare ``python -c pass`` (goal: at most 1.35x).
 2. ``azfed-helper az -- account get-access-token`` vs bare ``az account get-access-token``, both
    served from az's token cache (goal: under 15% overhead).
 

@@ -1,6 +1,6 @@
 """Cache-hit ``azfed-helper token`` against a bare ``python -c pass`` (and ``az`` when installed).
 
-Goals (README "Performance"): at most 2x ``python -c pass``, and at least 10x faster than
+Goals (README "Performance"): at most 1.35x ``python -c pass``, and at least 10x faster than
 ``az account get-access-token``. The cache is warmed once through the embedded emulator, so the
 timed runs read the on-disk cache only (no network).
 Run: ``.venv/bin/python benchmarks/bench_token_cache_hit.py``.

@@ -1,6 +1,6 @@
 """No-op ``azfed-helper write`` (fresh token file) against a bare ``python -c pass``.
 
-Goal (README "Performance"): at most 2x, the interpreter's own start being the floor.
+Goal (README "Performance"): at most 1.35x, the interpreter's own start being the floor.
 Run: ``.venv/bin/python benchmarks/bench_write_noop.py``.
 """
 
