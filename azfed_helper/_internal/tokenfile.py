@@ -11,7 +11,7 @@ import os
 import stat
 
 from . import TYPE_CHECKING, idtoken
-from .errors import InvalidTokenError, TokenFileError, UsageError
+from .errors import AzfedError, InvalidTokenError, TokenFileError, UsageError
 from .idtoken import IdToken
 from .options import BY_DEST
 
@@ -44,26 +44,30 @@ def read(path: str) -> IdToken | None:
             f"cannot read token file {path}: {exc.strerror}",
             "check the path and its permissions",
         ) from exc
-    return _decode(path, _read_regular(path, fd)[1])
+    return _decode(path, read_regular(path, fd)[1])
 
 
-def _read_regular(path: str, fd: int) -> tuple[os.stat_result, bytes]:
-    """The file's status and content (at most MAX_BYTES + 1 bytes); closes ``fd``."""
+def read_regular(
+    path: str,
+    fd: int,
+    label: str = "token file",
+    fix: str = f"point {_FLAG} at a file path in a directory the writer owns",
+    error: type[AzfedError] = TokenFileError,
+) -> tuple[os.stat_result, bytes]:
+    """The status and content (at most MAX_BYTES + 1 bytes) of the file open at ``fd``, which
+    must be a regular file (``fix`` says what to do otherwise); closes ``fd``. Shared with the
+    ``file`` source, which reads another process's token file the same way."""
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             from . import ownership
 
-            raise UsageError(
-                f"token file {path} is {ownership.kind(info)}, not a regular file",
-                f"point {_FLAG} at a file path in a directory the writer owns",
-            )
+            raise UsageError(f"{label} {path} is {ownership.kind(info)}, not a regular file", fix)
         with open(fd, "rb", closefd=False) as handle:
             return info, handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise TokenFileError(
-            f"cannot read token file {path}: {exc.strerror}",
-            "check the path and its permissions",
+        raise error(
+            f"cannot read {label} {path}: {exc.strerror}", "check the path and its permissions"
         ) from exc
     finally:
         os.close(fd)
@@ -112,7 +116,7 @@ def _read_ours(path: str) -> IdToken | None:
         fd = os.open(path, READ_FLAGS | os.O_NOFOLLOW)
     except OSError:
         return None
-    info, data = _read_regular(path, fd)
+    info, data = read_regular(path, fd)
     if info.st_uid != os.geteuid():
         return None
     return _decode(path, data)

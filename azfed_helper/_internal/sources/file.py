@@ -11,12 +11,11 @@ library only.
 from __future__ import annotations
 
 import os
-import stat
 
-from .. import TYPE_CHECKING, ownership
-from ..errors import SourceError, UsageError
+from .. import TYPE_CHECKING
+from ..errors import SourceError
 from ..options import BY_DEST
-from ..tokenfile import MAX_BYTES, READ_FLAGS
+from ..tokenfile import MAX_BYTES, READ_FLAGS, read_regular
 from . import any_issuer_credential
 
 if TYPE_CHECKING:
@@ -58,19 +57,8 @@ def fetch(settings: Settings) -> str:
             f"cannot read assertion file {path}: {exc.strerror}",
             "check its permissions (a projected token is readable by the pod's fsGroup)",
         ) from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(
-                f"assertion file {path} is {ownership.kind(info)}, not a regular file",
-                f"point {option.where()} at the token file itself",
-            )
-        with open(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SourceError(f"cannot read assertion file {path}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
+    fix = f"point {option.where()} at the token file itself"
+    _info, data = read_regular(path, fd, "assertion file", fix, SourceError)
     if len(data) > MAX_BYTES:
         raise SourceError(
             f"assertion file {path} is too large to be a token",
