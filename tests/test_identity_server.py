@@ -340,10 +340,10 @@ def test_imds_path_host_and_proxied_requests(settings: Settings, emulator: Any) 
         assert opened.counters()["bad_request"] == 2
 
 
-def test_all_slots_answering_gives_a_json_503(settings: Settings, emulator: Any) -> None:
-    """When every connection is a request being answered (none merely idle), a new one is told
-    to come back rather than queued without limit."""
-    release, entered = threading.Event(), threading.Event()
+def held_provider(
+    settings: Settings, entered: threading.Event, release: threading.Event
+) -> TokenProvider:
+    """A provider whose assertion is held: it sets ``entered``, then waits for ``release``."""
     source = AssertionSource(settings)
 
     def slow_assertion() -> str:
@@ -351,7 +351,14 @@ def test_all_slots_answering_gives_a_json_503(settings: Settings, emulator: Any)
         release.wait(30)
         return source()
 
-    provider = TokenProvider(settings, assertion=slow_assertion, sleep=no_sleep)
+    return TokenProvider(settings, assertion=slow_assertion, sleep=no_sleep)
+
+
+def test_all_slots_answering_gives_a_json_503(settings: Settings, emulator: Any) -> None:
+    """When every connection is a request being answered (none merely idle), a new one is told
+    to come back rather than queued without limit."""
+    release, entered = threading.Event(), threading.Event()
+    provider = held_provider(settings, entered, release)
     limits = httpserve.Limits(max_connections=1)
     with (
         IdentityServer(settings, SECRET, port=0, provider=provider, limits=limits) as server,
@@ -381,14 +388,7 @@ def test_client_gone_before_the_answer_is_one_log_line(
     stream = io.StringIO()
     logs.setup("json", stream=stream)
     release, entered = threading.Event(), threading.Event()
-    source = AssertionSource(settings)
-
-    def slow_assertion() -> str:
-        entered.set()
-        release.wait(30)
-        return source()
-
-    provider = TokenProvider(settings, assertion=slow_assertion, sleep=no_sleep)
+    provider = held_provider(settings, entered, release)
     with IdentityServer(settings, SECRET, port=0, provider=provider) as server:
         client = socket.create_connection(server.address, timeout=10)
         client.sendall(
