@@ -132,6 +132,24 @@ HOW_PRINTED = {
 }
 
 
+def bash_in(
+    directory: Path, script: str, extra: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``script`` in bash, in ``directory``, for our app; with no PYTHONPATH, so a hook must find
+    its own package wherever the shell runs."""
+    env = cli_env({"AZURE_CLIENT_ID": CLIENT, **extra})
+    del env["PYTHONPATH"]
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("printed_by", sorted(HOW_PRINTED))
 def test_printed_hook_never_imports_the_working_directory(
     planted: tuple[Path, Path], tmp_path: Path, printed_by: str
@@ -143,23 +161,8 @@ def test_printed_hook_never_imports_the_working_directory(
     shim, log = recording_az(tmp_path / "bin", 'echo "az ran"')
     hook = print_hook(*HOW_PRINTED[printed_by], shim=shim, cwd=tmp_path)
     assert " -m azfed_helper" not in hook
-    env = cli_env(
-        {
-            "AZURE_CONFIG_DIR": str(tmp_path / "azure"),
-            "AZURE_CLIENT_ID": CLIENT,
-            "AZURE_TENANT_ID": TENANT,
-        }
-    )
-    del env["PYTHONPATH"]  # the hook finds its own package, wherever the shell runs
-    ran = subprocess.run(
-        ["bash", "-c", f'{hook}\naz account show "a b"'],
-        cwd=evil,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    azure = {"AZURE_CONFIG_DIR": str(tmp_path / "azure"), "AZURE_TENANT_ID": TENANT}
+    ran = bash_in(evil, f'{hook}\naz account show "a b"', azure)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "az ran\n"
     assert log.read_text() == "account show a b \n"
@@ -174,17 +177,7 @@ def test_printed_hook_from_python_m_runs_the_refresh_path_too(
     evil, marker = planted
     shim, _log = recording_az(tmp_path / "bin", "exit 9")
     hook = print_hook(*HOW_PRINTED["python -m"], shim=shim, cwd=tmp_path)
-    env = cli_env({"AZURE_CONFIG_DIR": str(tmp_path / "azure"), "AZURE_CLIENT_ID": CLIENT})
-    del env["PYTHONPATH"]
-    ran = subprocess.run(
-        ["bash", "-c", f"{hook}\naz account show"],
-        cwd=evil,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    ran = bash_in(evil, f"{hook}\naz account show", {"AZURE_CONFIG_DIR": str(tmp_path / "azure")})
     assert ran.returncode == 2
     assert ran.stderr.startswith("azfed-helper: error: AZURE_TENANT_ID is not set"), ran.stderr
     assert not marker.exists()
