@@ -11,7 +11,6 @@ to what was sent.
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 import time
@@ -130,11 +129,10 @@ def keeping_readers(settings: Settings, path: str) -> Settings:
     group = settings.group if _given(settings, "group") or not may_chown else str(gid)
     if (mode, group) == (settings.mode, settings.group):
         return settings
-    refreshed = copy.copy(settings)
-    refreshed.mode, refreshed.group = mode, group
-    return refreshed
+    return settings.replace(mode=mode, group=group)
 
 
 def _given(settings: Settings, name: str) -> bool:
-    """Set explicitly (flag, variable or config file), not left at its default."""
+    """Not left at its default: chosen by the user, or by our code (``derived``: the az hook's
+    private token file is 0600 whatever the file held), unlike ``Settings.given``."""
     return settings.origins.get(name, "default") != "default"
