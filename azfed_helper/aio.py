@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._internal.errors import AzfedError
-from .credential import _CredentialBase, authentication_error
+from .credential import _authentication_error, _CredentialBase
 
 try:  # at module level, so that typing.get_type_hints resolves the public signatures
     from azure.core.credentials import AccessToken as CoreAccessToken
@@ -59,7 +59,7 @@ class GoogleFederatedCredential(_CredentialBase):
                 return token  # the common case: no thread, no waiting
             return await asyncio.wrap_future(self._provider.submit(scopes, tenant_id, claims))
         except AzfedError as exc:
-            raise authentication_error(exc) from exc
+            raise _authentication_error(exc) from exc
 
     async def close(self) -> None:
         await asyncio.to_thread(self._provider.close)

@@ -31,12 +31,14 @@ if TYPE_CHECKING:
     from ._internal.entra.cache import AccessToken
     from ._internal.entra.provider import TokenProvider
 
+__all__ = ["FederatedCredential", "GoogleFederatedCredential"]
+
 # Constructor arguments that shape the credential itself; every other one is the setting of the
 # same name, resolved as the command line resolves that flag.
 _OWN_ARGUMENTS = ("persistent_cache", "connection_verify")
 
 
-def require_azure_core() -> None:
+def _require_azure_core() -> None:
     """Fail early, with the fix, when the optional azure-core is not installed."""
     try:
         import azure.core.credentials  # noqa: F401
@@ -46,14 +48,14 @@ def require_azure_core() -> None:
         ) from exc
 
 
-def authentication_error(exc: AzfedError) -> Exception:
+def _authentication_error(exc: AzfedError) -> Exception:
     """azure-core's ClientAuthenticationError for one of ours (the caller chains the cause)."""
     from azure.core.exceptions import ClientAuthenticationError
 
     return ClientAuthenticationError(message=str(exc))
 
 
-def provider_for(arguments: dict[str, Any]) -> TokenProvider:
+def _provider_for(arguments: dict[str, Any]) -> TokenProvider:
     """The token provider for a credential's constructor arguments: settings resolved exactly as
     the CLI resolves them (arguments in the place of flags, then the environment and the config
     file); configuration mistakes are raised as ValueError, as azure-identity does."""
@@ -104,8 +106,8 @@ class _CredentialBase:
         """
         arguments = dict(locals())  # first, so it holds exactly the parameters
         del arguments["self"]
-        require_azure_core()
-        self._provider = provider_for(arguments)
+        _require_azure_core()
+        self._provider = _provider_for(arguments)
 
 
 class GoogleFederatedCredential(_CredentialBase):
@@ -139,7 +141,7 @@ class GoogleFederatedCredential(_CredentialBase):
         try:
             return self._provider.get(scopes, tenant_id, claims)
         except AzfedError as exc:
-            raise authentication_error(exc) from exc
+            raise _authentication_error(exc) from exc
 
     def close(self) -> None:
         self._provider.close()
