@@ -19,7 +19,7 @@ from azfed_helper._internal import cli
 from azfed_helper._internal.commands import COMMANDS
 from azfed_helper._internal.options import BY_DEST, SETTINGS, for_command
 
-from .conftest import REPO, cli_env, run_cli
+from .conftest import REPO, cli_env, make_jwt, run_cli
 from .netservers import SilentServer
 
 PACKAGE = REPO / "azfed_helper"
@@ -224,3 +224,25 @@ def test_ctrl_c_on_the_fast_path_exits_130(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(fastpath, "try_fast_path", interrupted)
     assert cli.main(["write", "--token-file", "t"]) == 130
+
+
+def test_an_unexpected_error_on_the_fast_path_falls_back_to_the_normal_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug in the fast path costs its speed, never the command: the normal path answers."""
+    from azfed_helper._internal import fastpath
+
+    tried: list[object] = []
+
+    def broken(argv: object) -> None:
+        tried.append(argv)
+        raise RuntimeError("a bug in the fast path")
+
+    monkeypatch.setattr(fastpath, "_answer", broken)
+    token = tmp_path / "token"
+    token.write_text(make_jwt())
+    token.chmod(0o600)
+    assert cli.main(["write", "--token-file", str(token)]) == 0
+    assert tried, "the fast path was not tried"
+    err = capsys.readouterr().err
+    assert "fast path" not in err and "Traceback" not in err and "internal error" not in err

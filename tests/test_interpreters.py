@@ -39,7 +39,6 @@ from .test_jsonfast import DOCUMENTS, INVALID
 MINIMUM = (3, 10)
 FLAGS = ("-I", "-S")
 PROBE = "import sys; sys.stdout.write('%d.%d.%d ' % tuple(sys.version_info[:3]) + sys.executable)"
-# Fixed on the state branch: the lead removes these marks when merging it.
 
 
 class Interpreter(NamedTuple):
