@@ -246,3 +246,14 @@ def test_an_unexpected_error_on_the_fast_path_falls_back_to_the_normal_path(
     assert tried, "the fast path was not tried"
     err = capsys.readouterr().err
     assert "fast path" not in err and "Traceback" not in err and "internal error" not in err
+
+
+def test_no_placeholder_is_left_in_any_help() -> None:
+    """Summaries and examples name options as ``{dest}``; what users read has the flags."""
+    placeholder = re.compile(r"\{[a-z_]+\}")
+    for name, command in COMMANDS.items():
+        assert not placeholder.search(command.summary), name
+        assert not placeholder.search(command.epilog()), name
+    top = run_cli("--help")
+    assert not placeholder.search(top.stdout), top.stdout
+    assert "from Google unless --source" in " ".join(top.stdout.split())

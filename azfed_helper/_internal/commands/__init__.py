@@ -23,13 +23,14 @@ class Command:
     ) -> None:
         self.name = name
         self.module = module
-        self.summary = summary
+        self.summary = summary.format_map(_Spelled())  # ``{dest}``: as in the examples
         self.examples = examples
         self.environment = environment
 
     def epilog(self) -> str:
         """Examples and the other variables it reads, for the end of its ``--help``; in the
-        examples, ``{dest}`` stands for an option's flag and ``{dest_env}`` for its variable."""
+        examples (and the summary), ``{dest}`` stands for an option's flag and ``{dest_env}``
+        for its variable."""
         parts = []
         if self.environment:
             width = max(len(name) for name, _ in self.environment)
