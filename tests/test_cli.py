@@ -26,7 +26,9 @@ PACKAGE = REPO / "azfed_helper"
 
 
 def _usage_of(stderr: str) -> str:
-    return stderr.split("usage: ", 1)[1].split()[1]  # "usage: azfed-helper write ..." -> write
+    """ "usage: azfed-helper write ..." -> write; the top-level usage -> COMMAND."""
+    word = stderr.split("usage: ", 1)[1].split()[1]
+    return "COMMAND" if word.startswith("[") else word
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,10 @@ def _usage_of(stderr: str) -> str:
         (["token", "-o", "jsn"], "invalid choice 'jsn'; did you mean json?", "token"),
         (["status", "--min-remainig", "1m"], "did you mean --min-remaining?", "status"),
         (["az-login", "--print-hook", "bsh"], "did you mean bash?", "az-login"),
+        # before the command: a typo of ours, a command's option in the wrong place
+        (["--verison"], "unknown option --verison; did you mean --version?", "COMMAND"),
+        (["--token-file", "x", "write"], "--token-file is an option of the commands", "COMMAND"),
+        (["-q", "write"], "-q goes after the command (azfed-helper write -q ...)", "write"),
     ],
 )
 def test_a_typo_names_the_closest_valid_choice_and_that_commands_usage(

@@ -100,6 +100,8 @@ class VersionAction(argparse.Action):
 class Parser(argparse.ArgumentParser):
     """Errors are one line, with a suggestion for a typo, then the usage of the command at hand."""
 
+    _given: Sequence[str] = ()  # the arguments parsed, for what came before the command
+
     def error(self, message: str) -> None:  # type: ignore[override]
         text = self._suggest(message)
         usage = self._usage_for(closest(_unknown_command(message), self._commands()))
@@ -125,6 +127,8 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            self._given = list(args)
         known, extras = super().parse_known_args(args, namespace)
         sub = getattr(known, "_parser", None)
         if extras and sub is not None and sub is not self:
@@ -134,14 +138,42 @@ class Parser(argparse.ArgumentParser):
     def _option_strings(self) -> list[str]:
         return [flag for action in self._actions for flag in action.option_strings]
 
+    def _stray_option(self) -> str | None:
+        """The first option before the command that is not one of ours (top-level)."""
+        for arg in self._given:
+            if not arg.startswith("-"):
+                return None
+            flag = arg.split("=", 1)[0]
+            if flag not in self._option_strings():
+                return flag
+        return None
+
+    def _before_the_command(self, stray: str) -> str:
+        """What to say of an option given before the command: a command's option in the wrong
+        place, or a typo of ours (``--verison``)."""
+        from .options import OPTIONS
+
+        if any(stray in option.flags for option in OPTIONS):
+            where = f"{self.prog} COMMAND {stray} ..."
+            return f"{stray} is an option of the commands: give it after the command ({where})"
+        return f"unknown option {stray}{_did_you_mean(stray, self._option_strings())}"
+
+    def _unrecognized(self, first: str) -> str:
+        """What to say of the first argument argparse did not take."""
+        if not first.startswith("-"):
+            return f"unexpected argument {first!r}"
+        option = first.split("=", 1)[0]
+        if option in self._option_strings():  # ours, but given before the command
+            return f"{option} goes after the command ({self.prog} {option} ...)"
+        return f"unknown option {option}{_did_you_mean(option, self._option_strings())}"
+
     def _suggest(self, message: str) -> str:
         """argparse's message, reworded with the closest valid option, command or value."""
+        stray = self._stray_option() if self._commands() else None
+        if stray and (message.endswith("required: COMMAND") or "argument COMMAND:" in message):
+            return self._before_the_command(stray)
         if message.startswith("unrecognized arguments: "):
-            first = message.removeprefix("unrecognized arguments: ").split()[0]
-            if first.startswith("-"):
-                option = first.split("=", 1)[0]
-                return f"unknown option {option}{_did_you_mean(option, self._option_strings())}"
-            return f"unexpected argument {first!r}"
+            return self._unrecognized(message.removeprefix("unrecognized arguments: ").split()[0])
         if "invalid choice: " in message:
             what, _, rest = message.partition(": invalid choice: ")
             word = rest.split("'")[1] if rest.count("'") >= 2 else rest
