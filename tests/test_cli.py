@@ -263,3 +263,23 @@ def test_no_placeholder_is_left_in_any_help() -> None:
     top = run_cli("--help")
     assert not placeholder.search(top.stdout), top.stdout
     assert "from Google unless --source" in " ".join(top.stdout.split())
+
+
+# Variables the code reads that are not ours to document per command: the process's own
+# (HOME, PYTHONPATH), and ones we only write or pass on (NO_PROXY in the env file we write).
+NOT_A_SETTING = {"HOME", "PYTHONPATH", "NO_PROXY", "TERM"}
+
+
+def test_every_variable_the_code_reads_is_named_in_some_help() -> None:
+    """A variable read by name anywhere in the program is in a command's help: an option's
+    variable, or the command's "other environment variables"."""
+    read = set()
+    for path in PACKAGE.rglob("*.py"):
+        if "emulator" not in path.parts:
+            text = path.read_text()
+            read |= set(re.findall(r"environ(?:\.get)?[(\[]\"([A-Z][A-Z0-9_]+)\"", text))
+            read |= set(re.findall(r"getenv\(\"([A-Z][A-Z0-9_]+)\"", text))
+    named = {option.env for option in SETTINGS if option.env}
+    named |= {name for command in COMMANDS.values() for name, _ in command.environment}
+    assert "NO_COLOR" in read and "KUBERNETES_EXEC_INFO" in read  # the scan finds them
+    assert read - NOT_A_SETTING - named == set()

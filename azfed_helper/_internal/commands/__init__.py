@@ -57,6 +57,7 @@ class _Spelled(dict[str, str]):
 _PKG = "azfed_helper._internal.commands."
 _GOOGLE = (
     ("GCE_METADATA_HOST", "host:port of the metadata server (google-auth's variable)"),
+    ("GCE_METADATA_ROOT", "the same, google-auth's older name (read when the above is unset)"),
     ("GCE_METADATA_IP", "address for google-auth's metadata availability check"),
 )
 _GITHUB = (
@@ -73,6 +74,7 @@ _AZ = (
 )
 _XDG = (("XDG_CACHE_HOME", "base of the default cache directory"),)
 _CONFIG = (("XDG_CONFIG_HOME", "base of the default config file"),)
+_COLOUR = (("NO_COLOR", "set: no colour (colour is used on a terminal; TERM=dumb: none)"),)
 
 COMMANDS: dict[str, Command] = {
     command.name: command
@@ -92,7 +94,7 @@ COMMANDS: dict[str, Command] = {
             _PKG + "status",
             "inspect the token file (exit 1 when stale)",
             ("azfed-helper status {json}", "azfed-helper status {min_remaining} 15m  # a probe"),
-            _CONFIG,
+            (*_CONFIG, *_COLOUR),
         ),
         Command(
             "daemon",
@@ -176,7 +178,7 @@ COMMANDS: dict[str, Command] = {
             _PKG + "doctor",
             "diagnose the set-up, each check with its fix",
             ("azfed-helper doctor", "azfed-helper doctor --reader app-user {json}"),
-            (*_GOOGLE, *_GITHUB, *_CA, *_AZ, *_XDG, *_CONFIG),
+            (*_GOOGLE, *_GITHUB, *_CA, *_AZ, *_XDG, *_CONFIG, *_COLOUR),
         ),
         Command(
             "settings",
