@@ -177,7 +177,9 @@ def test_readme_configuration_table_is_the_option_table() -> None:
     documented = [*SETTINGS, BY_DEST["config"], BY_DEST["profile"]]
     assert set(rows) == {option.flag for option in documented}
     for option in documented:
-        assert rows[option.flag][0] == (option.env or "—"), option.name
+        environment, default = rows[option.flag]
+        assert environment == (option.env or "—"), option.name
+        assert default.strip("`") == (option.shown_default() or "—"), option.name
 
 
 def test_a_reader_that_leaves_costs_nothing_on_the_fast_path(emulator: Any, tmp_path: Path) -> None:
