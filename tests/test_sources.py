@@ -245,6 +245,34 @@ def test_token_and_credential_with_the_file_source(
     assert os.path.islink(path)
 
 
+def test_env_and_status_with_the_file_source_name_the_file_readers_use(
+    projected: Any, emulator: Any, tmp_path: Path
+) -> None:
+    """Nothing writes a token file for this source: the SDKs and the probe use the projected
+    file itself, whatever AZURE_FEDERATED_TOKEN_FILE says."""
+    path = str(projected.path)
+    elsewhere = {BY_DEST["token_file"].env: str(tmp_path / "never-written")}
+    shown = run_cli("env", "--source", "file", "--assertion-file", path, "--format", "json",
+                    env=elsewhere)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)[str(BY_DEST["token_file"].env)] == path
+    terraform = run_cli("env", "--for", "terraform", env={**elsewhere, "AZFED_SOURCE": "file",
+                        "AZFED_ASSERTION_FILE": path})  # fmt: skip
+    assert f"export ARM_OIDC_TOKEN_FILE_PATH={path}\n" in terraform.stdout
+    probed = run_cli(
+        "status", "--json", "--source", "file", "--assertion-file", path, env=elsewhere
+    )
+    report = json.loads(probed.stdout)
+    assert (probed.returncode, report["ok"], report["path"]) == (0, True, path)
+    assert report["claims"]["sub"] == "system:serviceaccount:default:workload"
+    pinned = run_cli("status", "--source", "file", "--assertion-file", path,
+                     "--issuer", "https://other.example")  # fmt: skip
+    assert pinned.returncode == 1 and "claim 'iss'" in pinned.stdout
+    unnamed = run_cli("env", "--source", "file", env=elsewhere)
+    assert unnamed.returncode == 2
+    assert f"{BY_DEST['assertion_file'].env} is not set" in unnamed.stderr
+
+
 def test_daemon_with_the_file_source_serves_it_or_says_why_not(
     projected: Any, emulator: Any, tmp_path: Path
 ) -> None:

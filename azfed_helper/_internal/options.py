@@ -76,6 +76,8 @@ _daemon = _in("daemon", ("daemon",))
 _request = _in("what to request", ("token",))
 _az = _in("Azure CLI", ("az-login", "az"))
 _claims = _in("token source", CLAIMS)
+# Which file the token's readers use follows the source (sources.readers_file).
+_readers = _in("token source", (*CLAIMS, "env"))
 _logging = _in("logging", ("daemon", "serve"))
 _config = _in("configuration file", (*SOURCE, "status", "env", "settings"))
 SECONDS: dict[str, Any] = {"parse": duration(1), "metavar": "DURATION"}  # timeouts, margins ...
@@ -104,7 +106,7 @@ OPTIONS: tuple[Option, ...] = (
         parse=non_empty,
         metavar="AUD",
     ),
-    _claims(
+    _readers(
         "source",
         "where the ID token comes from",
         env="AZFED_SOURCE",
@@ -121,10 +123,11 @@ OPTIONS: tuple[Option, ...] = (
         metavar="URL",
         default_text="the source's: Google's, GitHub's, any https issuer for file and command",
     ),
-    _source(
+    _readers(
         "assertion-file",
         "--source file: the JWT file another process keeps fresh (a projected "
-        "service-account token); read before each exchange, never written",
+        "service-account token); read before each exchange, never written; with this "
+        "source, status and env name it instead of the token file",
         env="AZFED_ASSERTION_FILE",
         metavar="PATH",
         is_path=True,

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 
+from .. import sources
 from ..config import Settings, resolve
 from ..identity import envfile as mi_env
 from ..options import BY_DEST
@@ -45,9 +46,12 @@ _AZURE_SETTINGS = ("client_id", "tenant_id", "token_file", "authority_host")
 
 
 def _azure_values(settings: Settings) -> dict[str, str]:
-    settings.require("client_id", "tenant_id", "token_file")  # every missing one in one error
+    """The SDK settings; the token file is the one readers use (the assertion file itself with
+    ``--source file``: nothing else is written)."""
+    file_setting = "assertion_file" if sources.select(settings).reads_file else "token_file"
+    settings.require("client_id", "tenant_id", file_setting)  # every missing one in one error
     values = {name: str(getattr(settings, name)) for name in _AZURE_SETTINGS}
-    values["token_file"] = os.path.abspath(values["token_file"])
+    values["token_file"] = os.path.abspath(sources.readers_file(settings))
     return values
 
 

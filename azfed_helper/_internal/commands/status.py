@@ -81,7 +81,7 @@ def _print_human(report: dict[str, object]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
-    path = settings.require_token_file()
+    path = sources.readers_file(settings)
     report = inspect(
         path,
         settings.audience,

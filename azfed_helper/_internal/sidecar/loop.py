@@ -23,7 +23,6 @@ import time
 
 from .. import TYPE_CHECKING, idtoken, sources, tokenfile
 from ..errors import AzfedError, InvalidTokenError, SourceError, TokenFileError, UsageError
-from ..sources import file as file_source
 from ..sources import total_source_budget
 from ..sync import SyncResult, sync_once
 from . import schedule as refresh
@@ -141,9 +140,7 @@ class Sidecar:
         self._wait = wait  # how the loop sleeps on its wake-up event: tests record the delays
         self.reads_file = sources.select(settings).reads_file
         # The file readers see: the token file, or the source's own file (never written).
-        self.watched = (
-            file_source.path_of(settings) if self.reads_file else settings.require_token_file()
-        )
+        self.watched = sources.readers_file(settings)
         self._step_budget = _LOCK_WAIT + total_source_budget(settings) + WAKE_GRACE
         self._stopping = threading.Event()
         self._wake = threading.Event()

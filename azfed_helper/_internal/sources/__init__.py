@@ -111,6 +111,17 @@ def expected_issuer(settings: Settings) -> str | None:
     return settings.issuer or select(settings).issuer
 
 
+def readers_file(settings: Settings) -> str:
+    """The file Azure SDKs, az and ``status`` read: the source's own file when another process
+    keeps it fresh (``--source file``: it already is a token file), else our token file. A usage
+    error names the setting that is missing."""
+    if select(settings).reads_file:
+        from .file import path_of
+
+        return path_of(settings)
+    return settings.require_token_file()
+
+
 def fetch(settings: Settings) -> str:
     """A raw JWT from the selected source, in this process."""
     return select(settings).fetch(settings)
