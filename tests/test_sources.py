@@ -349,6 +349,55 @@ def test_the_command_source_runs_without_a_shell_from_the_users_directory(
         assert credential.get_token(SCOPE).token.count(".") == 2
 
 
+def test_the_command_source_takes_the_json_that_token_tools_already_print(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """google-auth's executable response (what an existing executable-sourced credential's
+    program prints) and a Kubernetes ExecCredential (kubelogin's get-token)."""
+    token = emulator.mint_kubernetes_token()
+    answers = {
+        "executable": {
+            "version": 1,
+            "success": True,
+            "token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "id_token": token,
+            "expiration_time": int(time.time()) + 600,
+        },
+        "exec-credential": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"},
+        },
+        "refused": {
+            "version": 1,
+            "success": False,
+            "code": "401",
+            "message": "not \x1b[31mallowed",
+        },
+        "saml": {"version": 1, "success": True, "saml_response": "PHNhbWw+"},
+        "empty-status": {"kind": "ExecCredential", "status": {}},
+        "broken": '{"version": 1, "success": tru',
+    }
+    for name, answer in answers.items():
+        text = answer if isinstance(answer, str) else json.dumps(answer, indent=2)
+        (tmp_path / name).write_text(text + "\n")
+
+    def fetched(name: str) -> str:
+        return sources.fetch(settings(source="command", assertion_command=f"cat {tmp_path / name}"))
+
+    assert fetched("executable") == token
+    assert fetched("exec-credential") == token
+    with pytest.raises(SourceError) as refused:
+        fetched("refused")
+    assert str(refused.value).splitlines()[0].endswith("reported failure: 401 not \\x1b[31mallowed")
+    with pytest.raises(SourceError, match="holds no ID token"):
+        fetched("saml")
+    with pytest.raises(SourceError, match=r"has no status\.token"):
+        fetched("empty-status")
+    with pytest.raises(SourceError, match="printed JSON that does not parse"):
+        fetched("broken")
+
+
 def test_a_command_that_hangs_is_killed_with_what_it_started(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     hanging = f"sh -c 'sleep 60 & echo $! > {pid_file}; wait'"

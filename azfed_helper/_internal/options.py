@@ -134,8 +134,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _source(
         "assertion-command",
-        "--source command: a command that prints a JWT on stdout, split like a shell "
-        "line but run without one",
+        "--source command: a command that prints a JWT on stdout (alone, or in an executable "
+        "response or ExecCredential), split like a shell line but run without one",
         env="AZFED_ASSERTION_COMMAND",
         metavar="CMD",
     ),

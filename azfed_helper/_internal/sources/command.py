@@ -1,4 +1,5 @@
-"""The ``command`` source: run a command that prints a JWT on stdout.
+"""The ``command`` source: run a command that prints a JWT on stdout (alone, or in the JSON
+that google-auth's executable-sourced credentials or kubectl's exec plugins read).
 
 Like google-auth's executable-sourced credentials and AWS's ``credential_process``: the setting
 is split as a shell would split it (``shlex``), but no shell runs unless the user writes
@@ -69,7 +70,7 @@ def describe(settings: Settings) -> str:
 
 
 def fetch(settings: Settings) -> str:
-    """Run the command; its stdout, stripped, is the token."""
+    """Run the command; its stdout, stripped (or the token in its JSON), is the token."""
     argv = argv_of(settings)
     name = printable(argv[0])
     try:
@@ -114,12 +115,54 @@ def fetch(settings: Settings) -> str:
             "run the command yourself to see its whole output",
         )
     text = stdout.decode("ascii", "replace").strip()
+    if text.startswith("{"):
+        text = _from_json(text, name)
     if text.count(".") != 2 or any(char.isspace() for char in text):
         raise SourceError(
             f"the assertion command {name} printed {len(stdout)} bytes that are not one JWT",
-            "it must print the JWT alone on stdout (logs belong on stderr)",
+            "it must print the JWT alone on stdout (logs belong on stderr), or a JSON "
+            "executable response or ExecCredential holding one",
         )
     return text
+
+
+def _from_json(text: str, name: str) -> str:
+    """The JWT in a JSON answer that tools already print: google-auth's executable-sourced
+    credential response (``{"version": 1, "success": true, "id_token": ...}``; on failure its
+    ``code`` and ``message`` are the error) or a Kubernetes ``ExecCredential`` (``status.token``,
+    as kubelogin's ``get-token`` prints an OIDC ID token)."""
+    import json
+
+    try:
+        answer = json.loads(text)
+    except ValueError as exc:
+        raise SourceError(
+            f"the assertion command {name} printed JSON that does not parse: {exc}",
+            "it must print the JWT alone, or a JSON executable response or ExecCredential",
+        ) from exc
+    if isinstance(answer, dict) and answer.get("kind") == "ExecCredential":
+        status = answer.get("status")
+        token = status.get("token") if isinstance(status, dict) else None
+        if isinstance(token, str):
+            return token
+        raise SourceError(
+            f"the ExecCredential printed by the assertion command {name} has no status.token",
+            "it must hold the ID token in status.token",
+        )
+    if isinstance(answer, dict) and answer.get("success") is False:
+        raise SourceError(
+            f"the assertion command {name} reported failure: "
+            f"{printable(str(answer.get('code')))[:50]} {printable(str(answer.get('message')))[:300]}",
+            "run the command yourself to see why",
+        )
+    token = answer.get("id_token") if isinstance(answer, dict) else None
+    if isinstance(token, str) and answer.get("success") is True:
+        return token
+    raise SourceError(
+        f"the assertion command {name} printed JSON that holds no ID token",
+        'an executable response needs "success": true and "id_token" (a SAML response is not '
+        "an ID token); an ExecCredential needs status.token",
+    )
 
 
 def _collect(child: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes, str]:
