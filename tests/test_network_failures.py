@@ -10,6 +10,8 @@ into tests/test_bad_input.py.)
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,9 +20,10 @@ from typing import Any
 
 import pytest
 
+from azfed_helper._internal import options
 from azfed_helper._internal.entra import cache
 
-from .conftest import refusing_port, run_cli
+from .conftest import cli_env, make_jwt, refusing_port, run_cli
 from .netservers import SilentServer
 
 TARGET = "other@emulated-project.iam.gserviceaccount.com"
@@ -255,3 +258,86 @@ def test_broken_network_surroundings(world: World, name: str) -> None:
     assert done.stdout == ""
     assert took < case.within, done.stderr
     assert _state(world) == before
+
+
+# -- a DNS server that never answers ----------------------------------------------------------
+
+# Run inside a network and mount namespace of its own, where /etc/resolv.conf names a silent
+# DNS server on 127.0.0.1:53 (30 s a try, two tries): first the premise (a bare lookup is still
+# waiting when ours have given up), then each command, as JSON on stdout.
+_SILENT_DNS = """
+import json, socket, subprocess, sys, threading, time
+silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+silent.bind(("127.0.0.1", 53))
+cases, bound = json.loads(sys.argv[1]), float(sys.argv[2])
+answered = threading.Event()
+def look_up():
+    try:
+        socket.getaddrinfo("premise.example.com", 443)
+    except OSError:
+        pass
+    answered.set()
+threading.Thread(target=look_up, daemon=True).start()
+results = {"premise_answered": answered.wait(bound)}
+for name, (args, env) in cases.items():
+    done = subprocess.run([sys.executable, "-m", "azfed_helper", *args], env=env, cwd="/",
+                          capture_output=True, text=True, timeout=300)
+    results[name] = [done.returncode, done.stdout, done.stderr]
+print(json.dumps(results))
+"""
+
+
+def test_a_dns_server_that_never_answers_is_bounded_by_the_request_timeouts(
+    tmp_path: Path,
+) -> None:
+    """getaddrinfo has no timeout of its own: each edge (Google, GitHub Actions, Entra) gives up
+    on a silent resolver within its request timeout, and says that DNS did not answer."""
+    probe = subprocess.run(
+        ["unshare", "--net", "--mount", "true"], capture_output=True, check=False, timeout=30
+    )
+    if probe.returncode != 0:
+        pytest.skip("needs root for a network and mount namespace (unshare --net --mount)")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:2\n")
+    assertion = tmp_path / "assertion.jwt"
+    assertion.write_text(make_jwt())
+    app = ["--tenant-id", "t", "--client-id", "c", "--scope", SCOPE]
+    base = {"AZFED_CACHE_DIR": str(tmp_path / "cache"), "AZFED_SOURCE_TIMEOUT": "1"}
+    cases = {
+        "google": (
+            ["write", "--token-file", str(tmp_path / "token"), "--source", "google"],
+            cli_env({**base, "GCE_METADATA_HOST": "metadata.example.com"}),
+        ),
+        "github-actions": (
+            ["write", "--token-file", str(tmp_path / "token"), "--source", "github-actions"],
+            cli_env({
+                **base,
+                options.ACTIONS_URL: "https://runner.example.com/idtoken?api-version=2.0",
+                options.ACTIONS_TOKEN: "runner-secret",
+            }),
+        ),
+        "entra": (
+            ["token", *app, "--source", "file", "--assertion-file", str(assertion),
+             "--authority-host", "https://login.example.com", "--entra-timeout", "1"],
+            cli_env(base),
+        ),
+    }  # fmt: skip
+    script = (
+        'ip link set lo up && mount --bind "$0" /etc/resolv.conf && exec "$1" -c "$2" "$3" "$4"'
+    )
+    done = subprocess.run(
+        ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script,
+         str(resolv), sys.executable, _SILENT_DNS, json.dumps(cases), "5"],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results.pop("premise_answered") is False  # unbounded, a lookup waits 60 s here
+    hosts = {"google": "metadata.example.com", "github-actions": "runner.example.com",
+             "entra": "login.example.com"}  # fmt: skip
+    for name, (code, stdout, stderr) in results.items():
+        lines = stderr.strip().splitlines()
+        assert code == 1, stderr
+        assert stdout == "" and "Traceback" not in stderr, stderr
+        assert f"{hosts[name]} did not resolve within 1s (no answer from DNS" in lines[-2], stderr
+        assert lines[-1].startswith("  hint: "), stderr

@@ -153,7 +153,7 @@ class Exchange:
         if isinstance(exc, msal.exceptions.MsalServiceError) and str(exc).startswith("HTTP Error"):
             return "HTTP" + str(exc)[len("HTTP Error:") :]  # MSAL's words for a 5xx
         if isinstance(exc, requests.Timeout):
-            return f"no answer within {net.seconds(self.settings.entra_timeout)}"
+            return net.timeout_reason(exc, self.settings.entra_timeout)
         if isinstance(exc, requests.RequestException):
             return net.reason(exc)
         if exc is None:
@@ -217,7 +217,7 @@ class Exchange:
                     net.check_ca_bundle(url)
                 return super().request(method, url, **kwargs)
 
-        return Session()
+        return net.bounded_session(Session())
 
     def _result(self, result: dict[str, Any], before: float, presented: _Presenter) -> AccessToken:
         if "access_token" in result:

@@ -91,7 +91,7 @@ def fetch(settings: Settings) -> str:
         "Accept": "application/json; api-version=2.0",
         "User-Agent": "azfed-helper",
     }
-    with requests.Session() as session:
+    with net.bounded_session(requests.Session()) as session:
         for attempt in range(1, ATTEMPTS + 1):
             limit = min(timeout, deadline - time.monotonic())
             if limit <= 0:
@@ -102,7 +102,7 @@ def fetch(settings: Settings) -> str:
             try:
                 status, body = _get(session, target, headers, limit)
             except requests.Timeout as exc:
-                raise _unreachable(url, f"no answer within {net.seconds(limit)}") from exc
+                raise _unreachable(url, net.timeout_reason(exc, limit)) from exc
             except requests.RequestException as exc:
                 problem = net.reason(exc)
                 failure, final = (

@@ -160,7 +160,8 @@ class _Transport:
         self._clock = clock
         self._sleep = sleep
         self._request = google.auth.transport.requests.Request()
-        self.session = self._request.session  # google-auth mounts its mTLS adapter here
+        # Lookups bounded too. (google-auth mounts its mTLS adapter here, which we never ask for.)
+        self.session = net.bounded_session(self._request.session)
 
     def __call__(
         self,
@@ -210,7 +211,7 @@ def _failure(url: str, cause: BaseException, limit: float) -> tuple[_Unreachable
 
     if isinstance(cause, requests.Timeout):
         # The server accepted and went silent: asking again would only double the wait.
-        failure, final = _Unreachable(url, f"no answer within {net.seconds(limit)}"), True
+        failure, final = _Unreachable(url, net.timeout_reason(cause, limit)), True
     else:
         problem = net.reason(cause)
         # As google-auth does: only the metadata server, which restarts now and then, gets
