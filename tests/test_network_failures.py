@@ -262,41 +262,21 @@ def test_broken_network_surroundings(world: World, name: str) -> None:
 
 # -- a DNS server that never answers ----------------------------------------------------------
 
-# Run inside a network and mount namespace of its own, where /etc/resolv.conf names a silent
-# DNS server on 127.0.0.1:53 (30 s a try, two tries): first the premise (a bare lookup is still
-# waiting when ours have given up), then each command, as JSON on stdout.
-_SILENT_DNS = """
-import json, socket, subprocess, sys, threading, time
-silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-silent.bind(("127.0.0.1", 53))
-cases, bound = json.loads(sys.argv[1]), float(sys.argv[2])
-answered = threading.Event()
-def look_up():
-    try:
-        socket.getaddrinfo("premise.example.com", 443)
-    except OSError:
-        pass
-    answered.set()
-threading.Thread(target=look_up, daemon=True).start()
-results = {"premise_answered": answered.wait(bound)}
-for name, (args, env) in cases.items():
-    done = subprocess.run([sys.executable, "-m", "azfed_helper", *args], env=env, cwd="/",
-                          capture_output=True, text=True, timeout=300)
-    results[name] = [done.returncode, done.stdout, done.stderr]
-print(json.dumps(results))
-"""
-
 
 def test_a_dns_server_that_never_answers_is_bounded_by_the_request_timeouts(
     tmp_path: Path,
 ) -> None:
     """getaddrinfo has no timeout of its own: each edge (Google, GitHub Actions, Entra) gives up
-    on a silent resolver within its request timeout, and says that DNS did not answer."""
+    on a silent resolver within its request timeout, and says that DNS did not answer; a host
+    that resolved once is connected to without a second lookup (tests/stingy_dns.py)."""
     probe = subprocess.run(
-        ["unshare", "--net", "--mount", "true"], capture_output=True, check=False, timeout=30
+        ["unshare", "--net", "--mount", "ip", "link", "set", "lo", "up"],
+        capture_output=True,
+        check=False,
+        timeout=30,
     )
     if probe.returncode != 0:
-        pytest.skip("needs root for a network and mount namespace (unshare --net --mount)")
+        pytest.skip("needs root and ip(8) for a network and mount namespace (unshare)")
     resolv = tmp_path / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:30 attempts:2\n")
     assertion = tmp_path / "assertion.jwt"
@@ -322,17 +302,19 @@ def test_a_dns_server_that_never_answers_is_bounded_by_the_request_timeouts(
             cli_env(base),
         ),
     }  # fmt: skip
-    script = (
-        'ip link set lo up && mount --bind "$0" /etc/resolv.conf && exec "$1" -c "$2" "$3" "$4"'
-    )
+    script = 'ip link set lo up && mount --bind "$0" /etc/resolv.conf && exec "$@"'
     done = subprocess.run(
         ["unshare", "--net", "--mount", "--propagation", "private", "sh", "-c", script,
-         str(resolv), sys.executable, _SILENT_DNS, json.dumps(cases), "5"],
-        capture_output=True, text=True, timeout=240, check=False,
+         str(resolv), sys.executable, str(Path(__file__).with_name("stingy_dns.py")),
+         json.dumps(cases), "5"],
+        env=cli_env(), capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     assert results.pop("premise_answered") is False  # unbounded, a lookup waits 60 s here
+    # One answered lookup, then silence: the connection uses what that lookup found, and the
+    # second request its pooled connection (no lookup to bound).
+    assert results.pop("once") == [204, 204]
     hosts = {"google": "metadata.example.com", "github-actions": "runner.example.com",
              "entra": "login.example.com"}  # fmt: skip
     for name, (code, stdout, stderr) in results.items():

@@ -265,6 +265,15 @@ def test_env_and_status_with_the_file_source_name_the_file_readers_use(
     report = json.loads(probed.stdout)
     assert (probed.returncode, report["ok"], report["path"]) == (0, True, path)
     assert report["claims"]["sub"] == "system:serviceaccount:default:workload"
+    # Its writer keeps it fresh: --min-remaining (10m by default) applies only when given.
+    lasting = emulator.mint_kubernetes_token(lifetime=300)
+    short = tmp_path / "short.jwt"
+    short.write_text(lasting)
+    judged = run_cli("status", "--source", "file", "--assertion-file", str(short))
+    assert judged.returncode == 0 and "status: ok" in judged.stdout, judged.stdout
+    asked = run_cli("status", "--source", "file", "--assertion-file", str(short),
+                    "--min-remaining", "6m")  # fmt: skip
+    assert asked.returncode == 1 and "less than the required 6m00s" in asked.stdout
     pinned = run_cli("status", "--source", "file", "--assertion-file", path,
                      "--issuer", "https://other.example")  # fmt: skip
     assert pinned.returncode == 1 and "claim 'iss'" in pinned.stdout
@@ -377,6 +386,15 @@ def test_the_command_source_takes_the_json_that_token_tools_already_print(
         "saml": {"version": 1, "success": True, "saml_response": "PHNhbWw+"},
         "empty-status": {"kind": "ExecCredential", "status": {}},
         "broken": '{"version": 1, "success": tru',
+        "nested": '{"a":' * 5000 + "1" + "}" * 5000,
+        "version-2": {"version": 2, "success": True, "id_token": token},
+        "saml-typed": {
+            "version": 1,
+            "success": True,
+            "token_type": "urn:ietf:params:oauth:token-type:saml2",
+            "id_token": token,
+        },
+        "bare-failure": {"version": 1, "success": False},
     }
     for name, answer in answers.items():
         text = answer if isinstance(answer, str) else json.dumps(answer, indent=2)
@@ -394,8 +412,24 @@ def test_the_command_source_takes_the_json_that_token_tools_already_print(
         fetched("saml")
     with pytest.raises(SourceError, match=r"has no status\.token"):
         fetched("empty-status")
-    with pytest.raises(SourceError, match="printed JSON that does not parse"):
-        fetched("broken")
+    for broken in ("broken", "nested"):
+        with pytest.raises(SourceError, match="printed JSON that does not parse"):
+            fetched(broken)
+    with pytest.raises(SourceError, match="of version 2; only version 1 is known"):
+        fetched("version-2")
+    with pytest.raises(SourceError, match="holds no ID token"):
+        fetched("saml-typed")
+    with pytest.raises(SourceError, match=r"reported failure: \(no code or message\)\n"):
+        fetched("bare-failure")
+    # What google-auth tells such a program, for the audience in effect.
+    told = (
+        f'sh -c \'test "$GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE" = api://other && test '
+        f'"$GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE" = 0 && cat {tmp_path / "executable"}\''
+    )
+    config = settings(source="command", assertion_command=told, audience="api://other")
+    assert sources.fetch(config) == token
+    with pytest.raises(SourceError, match="exited with status 1"):
+        sources.fetch(config.replace(audience=AUDIENCE))
 
 
 def test_a_command_that_hangs_is_killed_with_what_it_started(tmp_path: Path) -> None:

@@ -18,11 +18,6 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Mapping
-    from typing import Any
-
-    import requests
-    import requests.adapters
 
 RETRY_LOGGER = "azfed_helper.retry"
 # requests reads these (first non-empty wins) for https requests whose verify is left default.
@@ -48,26 +43,13 @@ def check_ca_bundle(url: str) -> None:
             return
 
 
-def bounded_session(session: requests.Session) -> requests.Session:
-    """``session`` with host-name lookups bounded by each request's connect timeout.
-
-    ``getaddrinfo`` has no timeout of its own: with a DNS server that does not answer, the
-    resolver waits its ``resolv.conf`` timeout for every attempt and server (30 s or more) before
-    the socket timeout even starts, which would outlast every bound we document. The lookup runs
-    in a helper thread instead; past the bound the request fails with :class:`SlowResolution`
-    (the thread is left to finish on its own). The host looked up is the proxy's when one applies.
-    """
-    if not _ADAPTER:
-        _ADAPTER.append(_bounded_adapter())  # made once: requests is heavy
-    session.mount("https://", _ADAPTER[0]())
-    session.mount("http://", _ADAPTER[0]())
-    return session
-
-
 def timeout_reason(exc: BaseException, limit: float) -> str:
     """What a requests timeout means, in a few words: a silent server or a silent resolver."""
-    if type(exc).__name__ == "SlowResolution":
-        return f"{exc} (no answer from DNS: check /etc/resolv.conf)"
+    from .dnsbound import SlowResolution  # requests is loaded already: it raised exc
+
+    for inner in _chain(exc):
+        if isinstance(inner, SlowResolution):
+            return f"{inner.args[0]} (no answer from DNS: check /etc/resolv.conf)"
     return f"no answer within {seconds(limit)}"
 
 
@@ -101,72 +83,6 @@ def reason(exc: BaseException) -> str:
             return inner.strerror.lower()
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def _looked_up_within(host: str, port: int, limit: float) -> bool:
-    """Whether looking ``host`` up ends within ``limit`` seconds (its result is not needed:
-    the connection looks it up again, answered at once by now, and reports its own errors)."""
-    import socket
-    import threading
-
-    done = threading.Event()
-
-    def look_up() -> None:
-        try:
-            socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            pass  # the connection reports it in its own words
-        finally:
-            done.set()
-
-    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
-    return done.wait(limit)
-
-
-def _needs_lookup(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return True
-    return False
-
-
-_ADAPTER: list[type[requests.adapters.HTTPAdapter]] = []
-
-
-def _bounded_adapter() -> type[requests.adapters.HTTPAdapter]:
-    """The adapter class behind :func:`bounded_session`."""
-    import requests
-    from requests.adapters import HTTPAdapter
-    from urllib3.util import parse_url
-
-    class SlowResolution(requests.exceptions.ConnectTimeout):
-        """The host name did not resolve within the connect timeout."""
-
-    class BoundedLookupAdapter(HTTPAdapter):
-        def send(  # noqa: PLR0917 (requests calls it so)
-            self,
-            request: requests.PreparedRequest,
-            stream: bool = False,
-            timeout: Any = None,
-            verify: Any = True,
-            cert: Any = None,
-            proxies: Mapping[str, str] | None = None,
-        ) -> requests.Response:
-            limit = timeout[0] if isinstance(timeout, tuple) else timeout
-            url = str(request.url)
-            target = parse_url(requests.utils.select_proxy(url, proxies or {}) or url)
-            if isinstance(limit, (int, float)) and target.host and _needs_lookup(target.host):
-                port = target.port or (443 if target.scheme == "https" else 80)
-                if not _looked_up_within(target.host, port, float(limit)):
-                    raise SlowResolution(
-                        f"{target.host} did not resolve within {seconds(limit)}", request=request
-                    )
-            return super().send(request, stream, timeout, verify, cert, proxies)
-
-    return BoundedLookupAdapter
 
 
 def is_tls_failure(exc: BaseException) -> bool:

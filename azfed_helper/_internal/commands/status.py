@@ -82,10 +82,13 @@ def _print_human(report: dict[str, object]) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = resolve(args)
     path = sources.readers_file(settings)
+    # A file another process keeps fresh is judged as the daemon's /readyz judges it: keeping it
+    # fresh is its writer's job, so --min-remaining applies only when given.
+    theirs = sources.select(settings).reads_file and not settings.given("min_remaining")
     report = inspect(
         path,
         settings.audience,
-        settings.min_remaining,
+        0 if theirs else settings.min_remaining,
         time.time(),
         issuer=sources.expected_issuer(settings),
     )

@@ -203,6 +203,8 @@ class Exchange:
     def _new_session(self) -> requests.Session:
         import requests
 
+        from ..dnsbound import bounded_session
+
         timeout = self.settings.entra_timeout
         verify = self.verify
 
@@ -217,7 +219,7 @@ class Exchange:
                     net.check_ca_bundle(url)
                 return super().request(method, url, **kwargs)
 
-        return net.bounded_session(Session())
+        return bounded_session(Session())
 
     def _result(self, result: dict[str, Any], before: float, presented: _Presenter) -> AccessToken:
         if "access_token" in result:

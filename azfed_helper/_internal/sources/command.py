@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 credential_name = any_issuer_credential
+# google-auth's executable-sourced credentials: the token types that hold a JWT, and what the
+# program is told (the audience its token is for, the type wanted, and that nobody is there).
+_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 (a type's name)
+_JWT = "urn:ietf:params:oauth:token-type:jwt"
+_JWT_TYPES = (_ID_TOKEN, _JWT)
 # stderr kept for the message: its tail.
 _STDERR_TAIL = 4096
 _CHUNK = 65536
@@ -76,6 +81,12 @@ def fetch(settings: Settings) -> str:
     try:
         child = subprocess.Popen(
             argv,
+            env={
+                **os.environ,
+                "GOOGLE_EXTERNAL_ACCOUNT_AUDIENCE": settings.audience,
+                "GOOGLE_EXTERNAL_ACCOUNT_TOKEN_TYPE": _ID_TOKEN,
+                "GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE": "0",
+            },
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -128,19 +139,22 @@ def fetch(settings: Settings) -> str:
 
 def _from_json(text: str, name: str) -> str:
     """The JWT in a JSON answer that tools already print: google-auth's executable-sourced
-    credential response (``{"version": 1, "success": true, "id_token": ...}``; on failure its
-    ``code`` and ``message`` are the error) or a Kubernetes ``ExecCredential`` (``status.token``,
-    as kubelogin's ``get-token`` prints an OIDC ID token)."""
+    credential response (version 1; ``success`` with ``id_token``, or a failure's ``code`` and
+    ``message``) or a Kubernetes ``ExecCredential`` (``status.token``, as kubelogin's
+    ``get-token`` prints an OIDC ID token). The JWT's own claims are checked afterwards, so an
+    ``expiration_time`` is not needed."""
     import json
 
     try:
         answer = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise SourceError(
-            f"the assertion command {name} printed JSON that does not parse: {exc}",
+            f"the assertion command {name} printed JSON that does not parse",
             "it must print the JWT alone, or a JSON executable response or ExecCredential",
         ) from exc
-    if isinstance(answer, dict) and answer.get("kind") == "ExecCredential":
+    if not isinstance(answer, dict):
+        answer = {}
+    if answer.get("kind") == "ExecCredential":
         status = answer.get("status")
         token = status.get("token") if isinstance(status, dict) else None
         if isinstance(token, str):
@@ -149,19 +163,28 @@ def _from_json(text: str, name: str) -> str:
             f"the ExecCredential printed by the assertion command {name} has no status.token",
             "it must hold the ID token in status.token",
         )
-    if isinstance(answer, dict) and answer.get("success") is False:
+    if answer.get("version", 1) != 1:
         raise SourceError(
-            f"the assertion command {name} reported failure: "
-            f"{printable(str(answer.get('code')))[:50]} {printable(str(answer.get('message')))[:300]}",
+            f"the assertion command {name} printed an executable response of version "
+            f"{printable(str(answer.get('version')))[:20]}; only version 1 is known",
+            "have it print version 1, or the JWT alone",
+        )
+    if answer.get("success") is False:
+        said = " ".join(
+            printable(str(answer[key]))[:300] for key in ("code", "message") if answer.get(key)
+        )
+        raise SourceError(
+            f"the assertion command {name} reported failure: {said or '(no code or message)'}",
             "run the command yourself to see why",
         )
-    token = answer.get("id_token") if isinstance(answer, dict) else None
-    if isinstance(token, str) and answer.get("success") is True:
+    token = answer.get("id_token")
+    kind = answer.get("token_type", _ID_TOKEN)
+    if answer.get("success") is True and kind in _JWT_TYPES and isinstance(token, str):
         return token
     raise SourceError(
         f"the assertion command {name} printed JSON that holds no ID token",
-        'an executable response needs "success": true and "id_token" (a SAML response is not '
-        "an ID token); an ExecCredential needs status.token",
+        'an executable response needs "success": true and an "id_token" of token_type '
+        f"{_ID_TOKEN} or {_JWT} (a SAML response is not one); an ExecCredential, status.token",
     )
 
 

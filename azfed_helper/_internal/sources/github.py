@@ -84,6 +84,8 @@ def fetch(settings: Settings) -> str:
     net.check_ca_bundle(target)
     import requests
 
+    from ..dnsbound import bounded_session
+
     timeout = float(settings.source_timeout)
     deadline = time.monotonic() + REQUEST_BUDGET * timeout
     headers = {
@@ -91,7 +93,7 @@ def fetch(settings: Settings) -> str:
         "Accept": "application/json; api-version=2.0",
         "User-Agent": "azfed-helper",
     }
-    with net.bounded_session(requests.Session()) as session:
+    with bounded_session(requests.Session()) as session:
         for attempt in range(1, ATTEMPTS + 1):
             limit = min(timeout, deadline - time.monotonic())
             if limit <= 0:

@@ -155,13 +155,15 @@ class _Transport:
     ) -> None:
         import google.auth.transport.requests
 
+        from ..dnsbound import bounded_session
+
         self.timeout = float(timeout)
         self.deadline = clock() + _REQUEST_BUDGET * self.timeout
         self._clock = clock
         self._sleep = sleep
         self._request = google.auth.transport.requests.Request()
         # Lookups bounded too. (google-auth mounts its mTLS adapter here, which we never ask for.)
-        self.session = net.bounded_session(self._request.session)
+        self.session = bounded_session(self._request.session)
 
     def __call__(
         self,
