@@ -49,4 +49,4 @@ def pyz() -> Path:
 
 
 def deb() -> Path:
-    return artefact("azfed-helper_{version}_*.deb")
+    return artefact("azfed-helper_{version}_all.deb")

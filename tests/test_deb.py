@@ -37,7 +37,6 @@ CONFIG = Path("/etc/azfed-helper/config.toml")
 EXPECTED_FILES = {
     "/etc/azfed-helper/azfed-helper.env",
     "/usr/bin/azfed-helper",
-    "/usr/lib/azfed-helper/azfed-helper.pyz",
     "/usr/lib/systemd/system/azfed-helper-write.service",
     "/usr/lib/systemd/system/azfed-helper-write.timer",
     "/usr/lib/systemd/system/azfed-helper-write@.service",
@@ -51,6 +50,8 @@ EXPECTED_FILES = {
     "/usr/share/doc/azfed-helper/examples/config.toml",
     "/usr/share/lintian/overrides/azfed-helper",
 }
+DEPENDENCIES = ("python3", "python3-cryptography", "passwd")
+LIB = "/usr/lib/azfed-helper/lib/"  # the program and its pure-Python libraries, as sources
 # What useradd/sysusers leave next to the user database: part of "the system user".
 USER_DATABASE = {"/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-", "/etc/.pwd.lock"}
 
@@ -84,25 +85,45 @@ def test_control_fields(deb: Path) -> None:
         for line in dpkg_deb("--field", str(deb)).splitlines()
         if not line.startswith(" ")
     )
-    arch = subprocess.run(
-        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
-    ).stdout.strip()
     assert fields["Package"] == PACKAGE
     assert fields["Version"] == __version__
-    assert fields["Architecture"] == arch  # it holds compiled extensions: not "all"
-    python = subprocess.run(
-        ["/usr/bin/python3", "-c", "import sys; print(sys.version_info[1])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    # Exactly the python3 its bytecode and extensions are for.
-    assert f"python3 (>= 3.{python}~), python3 (<< 3.{int(python) + 1})" in fields["Depends"]
-    assert deb.name == f"{PACKAGE}_{__version__}_{arch}.deb"
+    assert fields["Architecture"] == "all"  # no compiled code: cryptography is Debian's
+    depends = fields["Depends"].split(", ")
+    assert "python3 (>= 3.10)" in depends
+    assert f"python3-cryptography (>= {google_auths_cryptography()})" in depends
+    assert deb.name == f"{PACKAGE}_{__version__}_all.deb"
+
+
+def google_auths_cryptography() -> str:
+    """The least cryptography google-auth asks for on this Python (ours asks no more)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    for text in requires("google-auth") or []:
+        requirement = Requirement(text)
+        if requirement.name == "cryptography" and (
+            requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+        ):
+            return next(s.version for s in requirement.specifier if s.operator == ">=")
+    raise AssertionError("google-auth no longer asks for cryptography")
 
 
 def test_file_list_and_conffiles(deb: Path) -> None:
-    assert files_of(deb) == EXPECTED_FILES
+    files = files_of(deb)
+    assert {path for path in files if not path.startswith(LIB)} == EXPECTED_FILES
+    library = {path.removeprefix(LIB) for path in files if path.startswith(LIB)}
+    for module in (
+        "azfed_helper/__init__.py",
+        "google/auth/__init__.py",
+        "msal/__init__.py",
+        "requests/__init__.py",
+        "filelock/__init__.py",
+        "tomli/__init__.py",
+    ):
+        assert module in library, module  # tomli: for Python 3.10, which has no tomllib
+    assert not [path for path in library if path.endswith((".so", ".pyc"))]
+    assert not [path for path in library if path.startswith(("cryptography", "cffi"))]
     with tempfile.TemporaryDirectory() as control:
         dpkg_deb("--control", str(deb), control)
         conffiles = Path(control, "conffiles").read_text().split()
@@ -199,6 +220,10 @@ def installation(deb: Path) -> Iterator[Installation]:
         pytest.skip(reason)
     if shutil.which("dpkg") is None:
         pytest.skip("dpkg is not installed")
+    for dependency in DEPENDENCIES:
+        found = subprocess.run(["dpkg", "-s", dependency], capture_output=True, check=False)
+        if found.returncode != 0:
+            pytest.skip(f"the package's dependency {dependency} is not installed (.ci/run does it)")
     os.makedirs(os.path.dirname(LOCK), exist_ok=True)
     with open(LOCK, "w") as lock:
         deadline = time.monotonic() + 90
@@ -234,8 +259,23 @@ def test_install_creates_the_user_and_starts_nothing(installation: Installation)
     done = subprocess.run(
         ["/usr/bin/azfed-helper", "--version"], capture_output=True, text=True, check=False
     )
-    assert done.stdout.startswith(f"azfed-helper {__version__} from "), done.stderr
-    assert "missing" not in done.stdout  # google-auth's and msal's versions, without unpacking
+    assert done.stdout.startswith(f"azfed-helper {__version__} from {LIB}"), done.stderr
+    assert "missing" not in done.stdout  # google-auth's and msal's versions
+    # postinst byte-compiled the sources for this python3.
+    compiled = list(
+        Path(LIB, "azfed_helper", "_internal", "__pycache__").glob("cli.cpython-3*.pyc")
+    )
+    assert compiled, "no bytecode: postinst did not compile"
+    # What /usr/bin/azfed-helper puts on sys.path finds the distribution's cryptography.
+    imported = subprocess.run(
+        ["/usr/bin/python3", "-I", "-S", "-c",
+         f"import sys; sys.path.insert(0, {LIB!r}); sys.path.append('/usr/lib/python3/dist-packages')"
+         "; import google.oauth2.service_account, msal, cryptography; print(cryptography.__file__)"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert imported.stdout.startswith("/usr/lib/python3/dist-packages/cryptography/"), (
+        imported.stderr
+    )
 
 
 def metadata_server(emulator: Any) -> dict[str, str]:
@@ -260,8 +300,6 @@ def test_write_under_the_units_as_the_package_user(
     done = sandbox.run(extra_env=metadata_server(emulator))
     assert done.returncode == 0, done.stderr
     check_token(Path("/run/azfed-helper/token"), emulator, uid, 0o640)
-    (unpacked,) = Path(f"/var/cache/azfed-helper/azfed-helper-pyz-{uid}").iterdir()
-    assert unpacked.stat().st_uid == uid
 
     CONFIG.write_text('[profiles.ci]\nmode = "0640"\n')
     template = UnitSandbox(UNIT_DIR / "azfed-helper-write@.service", instance="ci")

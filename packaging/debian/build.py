@@ -1,12 +1,14 @@
-"""Build the Debian package ``azfed-helper_<version>_<arch>.deb`` around the single-file program
-(called by scripts/build-dist, after packaging/pyz/build.py).
+"""Build the Debian package ``azfed-helper_<version>_all.deb`` from the wheel (called by
+scripts/build-dist).
 
-    python3 packaging/debian/build.py --pyz dist/azfed-helper-*.pyz --dist dist
+    python packaging/debian/build.py --wheel dist/azfed_helper-*.whl --dist dist
 
 What it installs (packaging/README.md):
-- /usr/bin/azfed-helper, which runs /usr/lib/azfed-helper/azfed-helper.pyz with /usr/bin/python3;
-  the archive holds bytecode and compiled extensions for one Python minor version, so the package
-  depends on exactly that ``python3`` and its architecture is the build machine's;
+- /usr/lib/azfed-helper/lib: azfed_helper and every pure-Python distribution it needs, as
+  sources (postinst byte-compiles them with the system's python3; prerm removes the bytecode);
+- /usr/bin/azfed-helper, which runs them with /usr/bin/python3. The one compiled dependency,
+  cryptography, is the distribution's (``python3-cryptography``), so the package holds no
+  compiled code: architecture ``all``, for any ``python3 (>= 3.10)``;
 - the systemd units under /usr/lib/systemd/system (none enabled or started on install);
 - /usr/lib/sysusers.d/azfed-helper.conf (the system user ``azfed-helper``, created by postinst);
 - /etc/azfed-helper/azfed-helper.env, a conffile (dpkg keeps the admin's edits on upgrade);
@@ -14,6 +16,8 @@ What it installs (packaging/README.md):
   copyright (with the bundled distributions and their licences), changelog.gz;
 - lintian overrides, each with its reason.
 
+The bundled distributions are those pip resolves for the wheel, plus what they need on the
+oldest Python the package allows (tomli, typing_extensions on 3.10), pure wheels only.
 Maintainer: ``$DEBFULLNAME <$DEBEMAIL>`` when set. Dates: ``$SOURCE_DATE_EPOCH`` when set.
 """
 
@@ -23,25 +27,33 @@ import argparse
 import email.utils
 import gzip
 import hashlib
-import io
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-import zipfile
 from email.message import Message
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SYSTEMD = HERE.parent / "systemd"
 PACKAGE = "azfed-helper"
-PYTHON = "/usr/bin/python3"  # what /usr/bin/azfed-helper runs; the .pyz must be built for it
+LIB = f"usr/lib/{PACKAGE}/lib"
 DOC = f"usr/share/doc/{PACKAGE}"
 CONFFILES = ("etc/azfed-helper/azfed-helper.env",)
+OLDEST_PYTHON = "3.10"  # what the package depends on, and the Python its libraries are for
+# Compiled: taken from the distribution (python3-cryptography depends on python3-cffi-backend).
+FROM_DISTRIBUTION = {"cryptography": "python3-cryptography", "cffi": None, "pycparser": None}
 SUMMARY = "Google ID tokens for Azure workload identity federation"
 DESCRIPTION = """\
 azfed-helper reaches Azure from Google Cloud without any Azure secret: it
@@ -57,25 +69,81 @@ and template units whose instance is a profile of
 on install: edit /etc/azfed-helper/azfed-helper.env, then enable a unit."""
 
 
-def pyz_facts(pyz: Path) -> dict[str, str]:
-    """Version, interpreter and the bundled distributions' licences, read from the archive."""
-    with zipfile.ZipFile(pyz) as archive:
-        start = archive.read("_azfed_pyz.py").decode()
-        facts = dict(re.findall(r'^(BUILT_FOR|PYTHON) = "([^"]*)"', start, re.MULTILINE))
-        heavy = zipfile.ZipFile(io.BytesIO(archive.read("_azfed_heavy.zip")))
-        bundled = []
-        for source in (archive, heavy):
-            for name in source.namelist():
-                if name.endswith(".dist-info/METADATA"):
-                    bundled.append(BytesParser().parsebytes(source.read(name)))
-    ours = next(meta for meta in bundled if meta["Name"] == PACKAGE)
-    facts["VERSION"] = ours["Version"]
-    facts["BUNDLED"] = "\n".join(
-        f"  {meta['Name']} {meta['Version']}: {licence(meta)}"
-        for meta in sorted(bundled, key=lambda meta: meta["Name"].lower())
-        if meta["Name"] != PACKAGE
+def pip(*args: str) -> None:
+    """Run pip; its output is shown only when it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    return facts
+    if done.returncode != 0:
+        raise SystemExit(f"pip {args[0]} failed:\n{done.stdout}{done.stderr}")
+
+
+def resolve(wheel: Path, work: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The pure distributions to bundle (``name==version``, plus what they need only on
+    OLDEST_PYTHON) and the metadata pip reports for everything it resolves for the wheel."""
+    report = work / "report.json"
+    # Resolved as for OLDEST_PYTHON (Requires-Python), whose compiled wheels stand in for the
+    # distribution's; pip evaluates markers for the running Python, hence the pass below.
+    abi = "cp" + OLDEST_PYTHON.replace(".", "")
+    pip("install", "--dry-run", "--ignore-installed", "--only-binary=:all:",
+        "--python-version", OLDEST_PYTHON, "--implementation", "cp", "--abi", abi,
+        "--platform", f"manylinux2014_{platform.machine()}", "--target", str(work / "dry"),
+        "--report", str(report), str(wheel))  # fmt: skip
+    resolved = [item["metadata"] for item in json.loads(report.read_text())["install"]]
+    names = {canonical(meta["name"]) for meta in resolved}
+    pinned = [
+        f"{meta['name']}=={meta['version']}"
+        for meta in resolved
+        if canonical(meta["name"]) not in (*FROM_DISTRIBUTION, PACKAGE)
+    ]
+    oldest = {"python_version": OLDEST_PYTHON, "python_full_version": f"{OLDEST_PYTHON}.0"}
+    for requirement in requirements(resolved):
+        name = canonical(requirement.name)
+        marker = requirement.marker
+        if name in names or name in FROM_DISTRIBUTION or marker is None:
+            continue
+        if marker.evaluate({**oldest, "extra": ""}):
+            pinned.append(f"{requirement.name}{requirement.specifier}")
+            names.add(name)
+    return pinned, resolved
+
+
+def requirements(resolved: list[dict[str, Any]]) -> list[Requirement]:
+    return [Requirement(text) for meta in resolved for text in meta.get("requires_dist", [])]
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def cryptography_floor(resolved: list[dict[str, Any]]) -> str:
+    """The highest minimum any bundled distribution (or ours) asks of cryptography."""
+    floors = [Version("0")]
+    for requirement in requirements(resolved):
+        if canonical(requirement.name) == "cryptography" and (
+            requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+        ):
+            floors += [Version(s.version) for s in requirement.specifier if s.operator == ">="]
+    return str(max(floors))
+
+
+def bundle(wheel: Path, pinned: list[str], lib: Path) -> list[Message]:
+    """Install the wheel and ``pinned`` into ``lib`` (pure wheels only, no bytecode) and return
+    the bundled distributions' metadata."""
+    pip("install", "--no-deps", "--no-compile", "--only-binary=:all:", "--platform", "any",
+        "--implementation", "py", "--abi", "none", "--python-version", OLDEST_PYTHON,
+        "--target", str(lib), str(wheel), *pinned)  # fmt: skip
+    shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts: /usr/bin/azfed-helper is ours
+    compiled = [p for p in lib.rglob("*") if p.suffix in (".so", ".pyc") or p.name == "__pycache__"]
+    if compiled:
+        raise SystemExit(f"compiled files in a package for every architecture: {compiled[:3]}")
+    return [
+        BytesParser().parsebytes(path.read_bytes())
+        for path in sorted(lib.glob("*.dist-info/METADATA"))
+    ]
 
 
 def licence(metadata: Message) -> str:
@@ -90,15 +158,6 @@ def licence(metadata: Message) -> str:
     ]
     field = str(metadata["License"] or "").splitlines()
     return " / ".join(classifiers) or (field[0] if field else "see its licence files")
-
-
-def python_dependency(built_for: str) -> str:
-    """``cpython-311`` -> ``python3 (>= 3.11~), python3 (<< 3.12)``."""
-    match = re.fullmatch(r"cpython-3(\d+)", built_for)
-    if not match:
-        raise SystemExit(f"the .pyz is for {built_for}; a Debian package needs CPython 3")
-    minor = int(match.group(1))
-    return f"python3 (>= 3.{minor}~), python3 (<< 3.{minor + 1})"
 
 
 def changelog(version: str, maintainer: str, when: float) -> bytes:
@@ -124,8 +183,8 @@ def copyright_text(bundled: str) -> str:
         f"{PACKAGE}\n\n"
         f"{licence_text.splitlines()[2]}\n"
         "License: MIT (below)\n\n"
-        f"/usr/lib/{PACKAGE}/{PACKAGE}.pyz also holds these Python distributions, each with\n"
-        "its licence files in its .dist-info directory inside the archive:\n"
+        f"/{LIB} also holds these Python distributions, each with its licence\n"
+        "files in its .dist-info directory:\n"
         f"{bundled}\n"
         + "".join(f"On Debian systems, see also {path}.\n" for path in shared)
         + f"\n{licence_text}"
@@ -146,22 +205,22 @@ def place(root: Path, name: str, data: bytes, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def build(pyz: Path, dist: Path) -> Path:
-    facts = pyz_facts(pyz)
-    if facts["PYTHON"] != PYTHON:
-        raise SystemExit(f"{pyz} starts {facts['PYTHON']}; the package needs one for {PYTHON}")
-    version = facts["VERSION"]
+def build(wheel: Path, dist: Path) -> Path:
     maintainer = (
         f"{os.environ.get('DEBFULLNAME', 'azfed-helper developers')} "
         f"<{os.environ.get('DEBEMAIL', 'azfed-helper@users.noreply.github.com')}>"
     )
     when = float(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
-    arch = subprocess.run(
-        [tool("dpkg"), "--print-architecture"], capture_output=True, text=True, check=True
-    ).stdout.strip()
     with tempfile.TemporaryDirectory() as work:
         root = Path(work) / "root"
-        place(root, f"usr/lib/{PACKAGE}/{PACKAGE}.pyz", pyz.read_bytes())
+        pinned, resolved = resolve(wheel, Path(work))
+        bundled = bundle(wheel, pinned, root / LIB)
+        version = next(str(meta["Version"]) for meta in bundled if meta["Name"] == PACKAGE)
+        listing = "\n".join(
+            f"  {meta['Name']} {meta['Version']}: {licence(meta)}"
+            for meta in sorted(bundled, key=lambda meta: str(meta["Name"]).lower())
+            if meta["Name"] != PACKAGE
+        )
         place(root, f"usr/bin/{PACKAGE}", (HERE / PACKAGE).read_bytes(), 0o755)
         for unit in sorted(SYSTEMD.glob("*.service")) + sorted(SYSTEMD.glob("*.timer")):
             place(root, f"usr/lib/systemd/system/{unit.name}", unit.read_bytes())
@@ -169,7 +228,7 @@ def build(pyz: Path, dist: Path) -> Path:
         place(root, CONFFILES[0], (SYSTEMD / "azfed-helper.env").read_bytes())
         place(root, f"{DOC}/README.md", (REPO / "README.md").read_bytes())
         place(root, f"{DOC}/examples/config.toml", (SYSTEMD / "config.toml").read_bytes())
-        place(root, f"{DOC}/copyright", copyright_text(facts["BUNDLED"]).encode())
+        place(root, f"{DOC}/copyright", copyright_text(listing).encode())
         place(root, f"{DOC}/changelog.gz", changelog(version, maintainer, when))
         place(
             root,
@@ -179,9 +238,10 @@ def build(pyz: Path, dist: Path) -> Path:
         files = sorted(p for p in root.rglob("*") if p.is_file())
         size = sum((p.stat().st_size + 1023) // 1024 for p in files)
         control = (
-            f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: {arch}\n"
+            f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\n"
             f"Maintainer: {maintainer}\nInstalled-Size: {size}\n"
-            f"Depends: {python_dependency(facts['BUILT_FOR'])}, passwd\n"
+            f"Depends: python3 (>= {OLDEST_PYTHON}), "
+            f"python3-cryptography (>= {cryptography_floor(resolved)}), passwd\n"
             "Recommends: systemd\nSection: admin\nPriority: optional\n"
             f"Description: {SUMMARY}\n" + "".join(f" {line}\n" for line in DESCRIPTION.splitlines())
         )
@@ -196,10 +256,13 @@ def build(pyz: Path, dist: Path) -> Path:
         place(root, "DEBIAN/md5sums", md5sums.encode())
         for script in ("postinst", "prerm", "postrm"):
             place(root, f"DEBIAN/{script}", (HERE / script).read_bytes(), 0o755)
-        for directory in (p for p in root.rglob("*") if p.is_dir()):
-            directory.chmod(0o755)
+        for path in root.rglob("*"):
+            if path.is_dir():
+                path.chmod(0o755)
+            elif LIB in path.as_posix():
+                path.chmod(0o644)  # libraries, not programs
         dist.mkdir(parents=True, exist_ok=True)
-        output = dist / f"{PACKAGE}_{version}_{arch}.deb"
+        output = dist / f"{PACKAGE}_{version}_all.deb"
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(int(when))}
         subprocess.run(
             [tool("dpkg-deb"), "--root-owner-group", "-Zgzip", "--build", str(root), str(output)],
@@ -212,10 +275,10 @@ def build(pyz: Path, dist: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pyz", required=True, type=Path)
+    parser.add_argument("--wheel", required=True, type=Path)
     parser.add_argument("--dist", required=True, type=Path, help="output directory")
     args = parser.parse_args()
-    print(build(args.pyz, args.dist))
+    print(build(args.wheel, args.dist))
 
 
 if __name__ == "__main__":
