@@ -4,10 +4,10 @@
 waits its ``resolv.conf`` timeout for every try and server (glibc: 5 s, twice, per server)
 before a socket timeout even starts, which would outlast every wait we document. Here each new
 connection looks its host up in a helper thread, waits at most the connect timeout, then
-connects to the addresses found (so there is no second, unbounded lookup); the certificate is
-still checked against the host name. The host looked up is the proxy's when one applies (it is
-the connection's own host then). A lookup that outlasts its bound is abandoned: its thread ends
-when the resolver gives up. A pooled connection needs no lookup at all. SOCKS proxies keep
+connects to the addresses found (so there is no second, unbounded lookup), all attempts within
+the same timeout; the certificate is still checked against the host name. The host looked up is
+the proxy's when one applies (it is the connection's own host then). A lookup that outlasts its
+bound is abandoned: its thread ends when the resolver gives up. A pooled connection needs no lookup at all. SOCKS proxies keep
 urllib3's own connections. Imported only where a request is made (``requests`` is heavy).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from typing import Any
 
 import requests
@@ -65,26 +66,37 @@ def _is_address(host: str) -> bool:
 
 
 def _connect(connection: HTTPConnection, connect: Any) -> socket.socket:
-    """``connect()`` (urllib3's ``_new_conn``) once per address found for the connection's host,
-    looked up within its timeout; the host itself is restored before TLS looks at it."""
+    """``connect()`` (urllib3's ``_new_conn``) per address found for the connection's host, the
+    lookup and every attempt together within the connect timeout: each attempt but the last gets
+    half of what is left (a silent first address, such as a broken IPv6 route, leaves time for
+    the next), the last all of it. urllib3 alone gives every address the whole timeout, so a
+    host with many addresses (Entra has several) could make one request wait many times it.
+    The host itself is restored before TLS looks at it."""
     host, limit = connection._dns_host, connection.timeout
     if not isinstance(limit, (int, float)) or _is_address(host):
         return connect()  # type: ignore[no-any-return]
+    deadline = time.monotonic() + limit
     found = _addresses_within(host, connection.port, float(limit))
     if found is None:
         raise SlowResolution(f"{host.rstrip('.')} did not resolve within {seconds(limit)}")
     if isinstance(found, BaseException):
         raise NewConnectionError(connection, f"cannot resolve {host}: {found}") from found
-    failure: Exception | None = None
-    for address in dict.fromkeys(info[4][0] for info in found):  # in order, once each
+    addresses = list(dict.fromkeys(info[4][0] for info in found))  # in order, once each
+    failure: Exception = ConnectTimeoutError(
+        connection, f"cannot connect to {host} within {seconds(limit)}"
+    )
+    for index, address in enumerate(addresses):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
         connection._dns_host = address
+        connection.timeout = left if index == len(addresses) - 1 else left / 2
         try:
             return connect()  # type: ignore[no-any-return]
         except (ConnectTimeoutError, NewConnectionError) as exc:
             failure = exc
         finally:
-            connection._dns_host = host
-    assert failure is not None  # getaddrinfo answers at least one address or raises
+            connection._dns_host, connection.timeout = host, limit
     raise failure
 
 
