@@ -44,6 +44,7 @@ EXPECTED_FILES = {
     "/usr/lib/systemd/system/azfed-helper.service",
     "/usr/lib/systemd/system/azfed-helper@.service",
     "/usr/lib/sysusers.d/azfed-helper.conf",
+    "/usr/share/python3/runtime.d/azfed-helper.rtupdate",
     "/usr/share/doc/azfed-helper/README.md",
     "/usr/share/doc/azfed-helper/changelog.gz",
     "/usr/share/doc/azfed-helper/copyright",
@@ -91,6 +92,7 @@ def test_control_fields(deb: Path) -> None:
     depends = fields["Depends"].split(", ")
     assert "python3 (>= 3.10)" in depends
     assert f"python3-cryptography (>= {google_auths_cryptography()})" in depends
+    assert [d for d in depends if d.startswith("python3-cryptography (<< ")]  # msal's cap
     assert deb.name == f"{PACKAGE}_{__version__}_all.deb"
 
 
@@ -261,21 +263,52 @@ def test_install_creates_the_user_and_starts_nothing(installation: Installation)
     )
     assert done.stdout.startswith(f"azfed-helper {__version__} from {LIB}"), done.stderr
     assert "missing" not in done.stdout  # google-auth's and msal's versions
-    # postinst byte-compiled the sources for this python3.
-    compiled = list(
-        Path(LIB, "azfed_helper", "_internal", "__pycache__").glob("cli.cpython-3*.pyc")
+    # postinst byte-compiled the sources for /usr/bin/python3, and the rtupdate hook does it
+    # afresh when python3 changes version.
+    bytecode = Path(LIB, "azfed_helper", "_internal", "__pycache__", f"cli.{cache_tag()}.pyc")
+    assert bytecode.exists(), "no bytecode for /usr/bin/python3: postinst did not compile"
+    stale = bytecode.with_name("cli.cpython-30.pyc")  # an older python3's
+    stale.write_bytes(b"")
+    hook = "/usr/share/python3/runtime.d/azfed-helper.rtupdate"
+    updated = subprocess.run([hook, "rtupdate", "python3.0", "python3.1"], capture_output=True)
+    assert updated.returncode == 0 and updated.stderr == b"", updated.stderr
+    assert bytecode.exists() and not stale.exists()  # removed and written afresh
+
+
+def cache_tag() -> str:
+    return subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; print(sys.implementation.cache_tag)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def test_only_cryptography_comes_from_the_distribution(installation: Installation) -> None:
+    """/usr/bin/azfed-helper takes cryptography from dist-packages and nothing else there: a
+    package the distribution happens to have (PyYAML, apt ...) is not importable by it."""
+    program = Path("/usr/bin/azfed-helper").read_text().rstrip()
+    assert program.endswith("sys.exit(main())")
+    others = sorted(
+        path.name
+        for path in Path("/usr/lib/python3/dist-packages").iterdir()
+        if path.is_dir() and (path / "__init__.py").exists()
+        and path.name not in ("cryptography", "cffi")
+        and not Path(LIB, path.name).exists()  # what we bundle is found in our copy
+    )  # fmt: skip
+    assert others, "nothing else in dist-packages to try"
+    probe = (
+        "import cryptography, google.oauth2.service_account, msal\n"
+        "print(cryptography.__file__)\n"
+        "import importlib.util\n"
+        f"print([name for name in {others!r} if importlib.util.find_spec(name)])\n"
     )
-    assert compiled, "no bytecode: postinst did not compile"
-    # What /usr/bin/azfed-helper puts on sys.path finds the distribution's cryptography.
-    imported = subprocess.run(
-        ["/usr/bin/python3", "-I", "-S", "-c",
-         f"import sys; sys.path.insert(0, {LIB!r}); sys.path.append('/usr/lib/python3/dist-packages')"
-         "; import google.oauth2.service_account, msal, cryptography; print(cryptography.__file__)"],
+    done = subprocess.run(
+        ["/usr/bin/python3", "-I", "-S", "-c", program.removesuffix("sys.exit(main())") + probe],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert imported.stdout.startswith("/usr/lib/python3/dist-packages/cryptography/"), (
-        imported.stderr
-    )
+    assert done.returncode == 0, done.stderr
+    found, leaked = done.stdout.splitlines()
+    assert found.startswith("/usr/lib/python3/dist-packages/cryptography/")
+    assert leaked == "[]"
 
 
 def metadata_server(emulator: Any) -> dict[str, str]:

@@ -401,20 +401,25 @@ def sticky_dir() -> Iterator[Path]:
         subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
-PYZ_PYTHON = "/usr/bin/python3"  # what build-dist builds the .pyz for by default
+def pyz_for_nobody(directory: Path) -> tuple[str, Path]:
+    """The interpreter the test .pyz was built for, and a copy of the .pyz that any user can
+    run, in ``directory`` (made 1777, like /tmp)."""
+    import re
+    import zipfile
 
-
-def pyz_for_nobody(directory: Path) -> Path:
-    """A copy of the test .pyz that any user can run, in ``directory`` (made 1777, like /tmp)."""
     from . import dist_artefacts
 
     built = dist_artefacts.pyz()
+    with zipfile.ZipFile(built) as archive:
+        start = archive.read("_azfed_pyz.py").decode()
+    python = re.search(r'^PYTHON = "([^"]+)"', start, re.MULTILINE)
+    assert python, "the .pyz names no interpreter"
     directory.mkdir(mode=0o755)
     directory.chmod(0o1777)
     copy = directory / built.name
     copy.write_bytes(built.read_bytes())
     copy.chmod(0o755)
-    return copy
+    return python.group(1), copy
 
 
 @needs_root
@@ -433,8 +438,9 @@ def test_another_users_file_in_a_sticky_directory_is_a_clear_error(
     if subprocess.run(reach, env=env, capture_output=True, timeout=60, check=False).returncode:
         # The checkout is private (CI clones under a 0700 directory): nobody runs a copy of
         # the single-file build instead, which unpacks its heavy part into a place of its own.
-        program = [PYZ_PYTHON, str(pyz_for_nobody(sticky_dir.with_name(sticky_dir.name + "-pyz")))]
-        env["AZFED_PYZ_CACHE"] = program[1].rpartition("/")[0]
+        python, copy = pyz_for_nobody(sticky_dir.with_name(sticky_dir.name + "-pyz"))
+        program = [python, str(copy)]
+        env["AZFED_PYZ_CACHE"] = str(copy.parent)
     done = subprocess.run(
         [*as_nobody, *program, "write", "--token-file", str(token_file)],
         env=env,

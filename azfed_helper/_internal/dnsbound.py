@@ -92,9 +92,12 @@ def _connect(connection: HTTPConnection, connect: Any) -> socket.socket:
         connection._dns_host = address
         connection.timeout = left if index == len(addresses) - 1 else left / 2
         try:
-            return connect()  # type: ignore[no-any-return]
+            sock: socket.socket = connect()
         except (ConnectTimeoutError, NewConnectionError) as exc:
             failure = exc
+        else:
+            sock.settimeout(limit)  # what urllib3 would have left on it (TLS, a proxy's answer)
+            return sock
         finally:
             connection._dns_host, connection.timeout = host, limit
     raise failure

@@ -9,6 +9,8 @@ What it installs (packaging/README.md):
 - /usr/bin/azfed-helper, which runs them with /usr/bin/python3. The one compiled dependency,
   cryptography, is the distribution's (``python3-cryptography``), so the package holds no
   compiled code: architecture ``all``, for any ``python3 (>= 3.10)``;
+- /usr/share/python3/runtime.d/azfed-helper.rtupdate, which compiles the libraries (postinst
+  runs it, and python3's maintainer scripts when the default python3 changes version);
 - the systemd units under /usr/lib/systemd/system (none enabled or started on install);
 - /usr/lib/sysusers.d/azfed-helper.conf (the system user ``azfed-helper``, created by postinst);
 - /etc/azfed-helper/azfed-helper.env, a conffile (dpkg keeps the admin's edits on upgrade);
@@ -49,11 +51,15 @@ REPO = HERE.parent.parent
 SYSTEMD = HERE.parent / "systemd"
 PACKAGE = "azfed-helper"
 LIB = f"usr/lib/{PACKAGE}/lib"
+# Run by python3's maintainer scripts when the default python3 changes version.
+RTUPDATE = f"usr/share/python3/runtime.d/{PACKAGE}.rtupdate"
 DOC = f"usr/share/doc/{PACKAGE}"
 CONFFILES = ("etc/azfed-helper/azfed-helper.env",)
 OLDEST_PYTHON = "3.10"  # what the package depends on, and the Python its libraries are for
-# Compiled: taken from the distribution (python3-cryptography depends on python3-cffi-backend).
-FROM_DISTRIBUTION = {"cryptography": "python3-cryptography", "cffi": None, "pycparser": None}
+# Compiled: taken from the distribution (python3-cryptography depends on python3-cffi-backend;
+# pycparser is cffi's). The program imports these, and only these, from there (the FROM_DISTRIBUTION
+# of packaging/debian/azfed-helper, by module name).
+FROM_DISTRIBUTION = ("cryptography", "cffi", "pycparser")
 SUMMARY = "Google ID tokens for Azure workload identity federation"
 DESCRIPTION = """\
 azfed-helper reaches Azure from Google Cloud without any Azure secret: it
@@ -119,15 +125,22 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def cryptography_floor(resolved: list[dict[str, Any]]) -> str:
-    """The highest minimum any bundled distribution (or ours) asks of cryptography."""
-    floors = [Version("0")]
+def cryptography_range(resolved: list[dict[str, Any]]) -> str:
+    """The python3-cryptography versions every bundled distribution (and ours) accepts on
+    OLDEST_PYTHON: the highest ``>=`` and the lowest ``<`` among their requirements."""
+    oldest = {"python_version": OLDEST_PYTHON, "python_full_version": f"{OLDEST_PYTHON}.0"}
+    floors, caps = [Version("0")], []
     for requirement in requirements(resolved):
-        if canonical(requirement.name) == "cryptography" and (
-            requirement.marker is None or requirement.marker.evaluate({"extra": ""})
+        marker = requirement.marker
+        if canonical(requirement.name) != "cryptography" or (
+            marker is not None and not marker.evaluate({**oldest, "extra": ""})
         ):
-            floors += [Version(s.version) for s in requirement.specifier if s.operator == ">="]
-    return str(max(floors))
+            continue
+        floors += [Version(s.version) for s in requirement.specifier if s.operator == ">="]
+        caps += [Version(s.version) for s in requirement.specifier if s.operator == "<"]
+    bounds = [f"python3-cryptography (>= {max(floors)})"]
+    bounds += [f"python3-cryptography (<< {min(caps)})"] if caps else []
+    return ", ".join(bounds)
 
 
 def bundle(wheel: Path, pinned: list[str], lib: Path) -> list[Message]:
@@ -137,6 +150,13 @@ def bundle(wheel: Path, pinned: list[str], lib: Path) -> list[Message]:
         "--implementation", "py", "--abi", "none", "--python-version", OLDEST_PYTHON,
         "--target", str(lib), str(wheel), *pinned)  # fmt: skip
     shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts: /usr/bin/azfed-helper is ours
+    for info in lib.glob("*.dist-info"):  # what would differ between builds, or is not there
+        (info / "direct_url.json").unlink(missing_ok=True)
+        record = info / "RECORD"
+        lines = record.read_text().splitlines() if record.exists() else []
+        kept = [line for line in lines if not line.startswith(("../", f"{info.name}/direct_url"))]
+        if lines:
+            record.write_text("".join(f"{line}\n" for line in kept))
     compiled = [p for p in lib.rglob("*") if p.suffix in (".so", ".pyc") or p.name == "__pycache__"]
     if compiled:
         raise SystemExit(f"compiled files in a package for every architecture: {compiled[:3]}")
@@ -222,6 +242,7 @@ def build(wheel: Path, dist: Path) -> Path:
             if meta["Name"] != PACKAGE
         )
         place(root, f"usr/bin/{PACKAGE}", (HERE / PACKAGE).read_bytes(), 0o755)
+        place(root, RTUPDATE, (HERE / "rtupdate").read_bytes(), 0o755)
         for unit in sorted(SYSTEMD.glob("*.service")) + sorted(SYSTEMD.glob("*.timer")):
             place(root, f"usr/lib/systemd/system/{unit.name}", unit.read_bytes())
         place(root, f"usr/lib/sysusers.d/{PACKAGE}.conf", (HERE / "sysusers.conf").read_bytes())
@@ -240,8 +261,7 @@ def build(wheel: Path, dist: Path) -> Path:
         control = (
             f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: all\n"
             f"Maintainer: {maintainer}\nInstalled-Size: {size}\n"
-            f"Depends: python3 (>= {OLDEST_PYTHON}), "
-            f"python3-cryptography (>= {cryptography_floor(resolved)}), passwd\n"
+            f"Depends: python3 (>= {OLDEST_PYTHON}), {cryptography_range(resolved)}, passwd\n"
             "Recommends: systemd\nSection: admin\nPriority: optional\n"
             f"Description: {SUMMARY}\n" + "".join(f" {line}\n" for line in DESCRIPTION.splitlines())
         )
