@@ -46,6 +46,7 @@ EXPECTED_FILES = {
     "/usr/lib/sysusers.d/azfed-helper.conf",
     "/usr/share/python3/runtime.d/azfed-helper.rtupdate",
     "/usr/share/doc/azfed-helper/README.md",
+    "/usr/share/man/man1/azfed-helper.1.gz",
     "/usr/share/doc/azfed-helper/changelog.gz",
     "/usr/share/doc/azfed-helper/copyright",
     "/usr/share/doc/azfed-helper/examples/config.toml",
@@ -148,10 +149,45 @@ def test_units_point_at_what_the_package_ships(deb: Path) -> None:
                 line.split("=", 1)[1] for line in text.splitlines() if line.startswith("Doc")
             )
             for uri in documentation.split():
-                assert uri.startswith("file:") and uri.removeprefix("file:") in files, uri
+                if uri.startswith("man:"):  # man:NAME(SECTION)
+                    name, section = uri.removeprefix("man:").rstrip(")").split("(")
+                    assert f"/usr/share/man/man{section}/{name}.{section}.gz" in files, uri
+                else:
+                    assert uri.startswith("file:") and uri.removeprefix("file:") in files, uri
             if unit.suffix == ".service":
                 program = service_section(unit)["ExecStart"][0].split()[0]
                 assert program in files, program
+
+
+def test_manual_page_covers_every_command(deb: Path) -> None:
+    """azfed-helper(1) is argparse-manpage's rendering of the parser: every command and option
+    of --help, and it renders without a groff warning."""
+    import gzip
+
+    from azfed_helper._internal.commands import COMMANDS
+    from azfed_helper._internal.options import OPTIONS
+
+    with tempfile.TemporaryDirectory() as root:
+        dpkg_deb("--extract", str(deb), root)
+        page = Path(root, "usr/share/man/man1/azfed-helper.1.gz")
+        roff = gzip.decompress(page.read_bytes()).decode()
+        assert roff.startswith('.TH AZFED\\-HELPER "1"')
+
+        def roffed(text: str) -> str:
+            return text.replace("-", "\\-")
+
+        for name in COMMANDS:
+            assert "\\fBazfed\\-helper\\fR \\fI\\," + roffed(name) in roff, name
+        for option in OPTIONS:
+            assert roffed(option.flag) in roff, option.flag
+        if shutil.which("man"):
+            shown = subprocess.run(
+                ["man", "--warnings", "-l", str(page)],
+                capture_output=True, text=True, env={**os.environ, "MANWIDTH": "100"},
+                check=False,
+            )  # fmt: skip
+            assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+            assert "azfed-helper - Google ID tokens" in shown.stdout
 
 
 def test_lintian_finds_no_errors(deb: Path) -> None:

@@ -14,6 +14,7 @@ What it installs (packaging/README.md):
 - the systemd units under /usr/lib/systemd/system (none enabled or started on install);
 - /usr/lib/sysusers.d/azfed-helper.conf (the system user ``azfed-helper``, created by postinst);
 - /etc/azfed-helper/azfed-helper.env, a conffile (dpkg keeps the admin's edits on upgrade);
+- /usr/share/man/man1/azfed-helper.1.gz, made from the parser by argparse-manpage;
 - /usr/share/doc/azfed-helper: README.md (the units' Documentation=), an example config.toml,
   copyright (with the bundled distributions and their licences), changelog.gz;
 - lintian overrides, each with its reason.
@@ -54,6 +55,7 @@ LIB = f"usr/lib/{PACKAGE}/lib"
 # Run by python3's maintainer scripts when the default python3 changes version.
 RTUPDATE = f"usr/share/python3/runtime.d/{PACKAGE}.rtupdate"
 DOC = f"usr/share/doc/{PACKAGE}"
+MANUAL = f"usr/share/man/man1/{PACKAGE}.1.gz"
 CONFFILES = ("etc/azfed-helper/azfed-helper.env",)
 OLDEST_PYTHON = "3.10"  # what the package depends on, and the Python its libraries are for
 # Compiled: taken from the distribution (python3-cryptography depends on python3-cffi-backend;
@@ -211,6 +213,39 @@ def copyright_text(bundled: str) -> str:
     )
 
 
+def manual_page(lib: Path, version: str, when: float) -> bytes:
+    """azfed-helper(1), gzipped: argparse-manpage's rendering of the whole parser (what
+    ``--help`` of every command says), its preformatted blocks kept as they are."""
+    page = lib.parent / "azfed-helper.1"
+    argparse_manpage = Path(sys.executable).with_name("argparse-manpage")
+    subprocess.run(
+        [str(argparse_manpage), "--pyfile", str(HERE / "manparser.py"), "--function", "parser",
+         "--prog", PACKAGE, "--project-name", PACKAGE, "--version", version,
+         "--description", SUMMARY, "--manual-title", f"{PACKAGE} manual", "--output", str(page)],
+        env={**os.environ, "PYTHONPATH": str(lib), "SOURCE_DATE_EPOCH": str(int(when))},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    text = no_fill(page.read_text())
+    page.unlink()
+    return gzip.compress(text.encode(), 9, mtime=0)
+
+
+def no_fill(roff: str) -> str:
+    """Indented lines (the "which mode" table, examples) as written: roff would fill them."""
+    out: list[str] = []
+    inside = False
+    for line in roff.splitlines():
+        indented = line.startswith("  ") and line.strip() != ""
+        if indented != inside:
+            out.append(".nf" if indented else ".fi")
+            inside = indented
+        out.append(line)
+    if inside:
+        out.append(".fi")
+    return "\n".join(out) + "\n"
+
+
 def tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
@@ -248,6 +283,7 @@ def build(wheel: Path, dist: Path) -> Path:
         place(root, f"usr/lib/sysusers.d/{PACKAGE}.conf", (HERE / "sysusers.conf").read_bytes())
         place(root, CONFFILES[0], (SYSTEMD / "azfed-helper.env").read_bytes())
         place(root, f"{DOC}/README.md", (REPO / "README.md").read_bytes())
+        place(root, MANUAL, manual_page(root / LIB, version, when))
         place(root, f"{DOC}/examples/config.toml", (SYSTEMD / "config.toml").read_bytes())
         place(root, f"{DOC}/copyright", copyright_text(listing).encode())
         place(root, f"{DOC}/changelog.gz", changelog(version, maintainer, when))
