@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 HERE = Path(__file__).resolve().parent
@@ -58,6 +58,7 @@ DOC = f"usr/share/doc/{PACKAGE}"
 MANUAL = f"usr/share/man/man1/{PACKAGE}.1.gz"
 CONFFILES = ("etc/azfed-helper/azfed-helper.env",)
 OLDEST_PYTHON = "3.10"  # what the package depends on, and the Python its libraries are for
+OLDEST_MARKERS = {"python_version": OLDEST_PYTHON, "python_full_version": f"{OLDEST_PYTHON}.0"}
 # Compiled: taken from the distribution (python3-cryptography depends on python3-cffi-backend;
 # pycparser is cffi's). The program imports these, and only these, from there (the FROM_DISTRIBUTION
 # of packaging/debian/azfed-helper, by module name).
@@ -101,19 +102,17 @@ def resolve(wheel: Path, work: Path) -> tuple[list[str], list[dict[str, Any]]]:
         "--platform", f"manylinux2014_{platform.machine()}", "--target", str(work / "dry"),
         "--report", str(report), str(wheel))  # fmt: skip
     resolved = [item["metadata"] for item in json.loads(report.read_text())["install"]]
-    names = {canonical(meta["name"]) for meta in resolved}
+    names = {canonicalize_name(meta["name"]) for meta in resolved}
     pinned = [
         f"{meta['name']}=={meta['version']}"
         for meta in resolved
-        if canonical(meta["name"]) not in (*FROM_DISTRIBUTION, PACKAGE)
+        if canonicalize_name(meta["name"]) not in (*FROM_DISTRIBUTION, PACKAGE)
     ]
-    oldest = {"python_version": OLDEST_PYTHON, "python_full_version": f"{OLDEST_PYTHON}.0"}
     for requirement in requirements(resolved):
-        name = canonical(requirement.name)
-        marker = requirement.marker
-        if name in names or name in FROM_DISTRIBUTION or marker is None:
-            continue
-        if marker.evaluate({**oldest, "extra": ""}):
+        name = canonicalize_name(requirement.name)
+        if name in names or name in FROM_DISTRIBUTION or requirement.marker is None:
+            continue  # resolved already, the distribution's, or needed everywhere (so resolved)
+        if on_oldest(requirement):
             pinned.append(f"{requirement.name}{requirement.specifier}")
             names.add(name)
     return pinned, resolved
@@ -123,20 +122,18 @@ def requirements(resolved: list[dict[str, Any]]) -> list[Requirement]:
     return [Requirement(text) for meta in resolved for text in meta.get("requires_dist", [])]
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+def on_oldest(requirement: Requirement) -> bool:
+    """Whether ``requirement`` applies on OLDEST_PYTHON (extras aside)."""
+    marker = requirement.marker
+    return marker is None or marker.evaluate({**OLDEST_MARKERS, "extra": ""})
 
 
 def cryptography_range(resolved: list[dict[str, Any]]) -> str:
     """The python3-cryptography versions every bundled distribution (and ours) accepts on
     OLDEST_PYTHON: the highest ``>=`` and the lowest ``<`` among their requirements."""
-    oldest = {"python_version": OLDEST_PYTHON, "python_full_version": f"{OLDEST_PYTHON}.0"}
     floors, caps = [Version("0")], []
     for requirement in requirements(resolved):
-        marker = requirement.marker
-        if canonical(requirement.name) != "cryptography" or (
-            marker is not None and not marker.evaluate({**oldest, "extra": ""})
-        ):
+        if canonicalize_name(requirement.name) != "cryptography" or not on_oldest(requirement):
             continue
         floors += [Version(s.version) for s in requirement.specifier if s.operator == ">="]
         caps += [Version(s.version) for s in requirement.specifier if s.operator == "<"]
