@@ -9,8 +9,8 @@ never a traceback on every later run; and the readers behave alike on every Pyth
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ import pytest
 
 from azfed_helper._internal import idtoken
 
-from .conftest import REPO, b64url, cli_env, run_cli
+from .conftest import REPO, b64url, run_cli
+from .test_daemon_cli import Daemon
 from .test_jsonfast import interpreters
 
 RESOURCE = ("--resource", "https://management.azure.com")
@@ -140,25 +141,14 @@ def test_daemon_starts_over_an_absurd_token(emulator: Any, tmp_path: Path) -> No
     """Today's crash: float(10**400) at start, exit 1, and a systemd restart loop."""
     token_file = tmp_path / "token"
     token_file.write_text(absurd_token(ABSURD["exp 10**400"]))
-    args = ["daemon", "--log-format", "json", "--token-file", str(token_file)]
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "azfed_helper", *args],
-        env=cli_env(emulator.env()),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert daemon.stderr is not None
-    events = []
+    daemon = Daemon(emulator, "--token-file", str(token_file))
     try:
-        for line in daemon.stderr:
-            events.append(json.loads(line)["event"])
-            if events[-1] in ("refreshed", "refresh_failed"):
-                break
-    finally:
-        daemon.terminate()
+        outcome = daemon.wait_event("refreshed", "refresh_failed")["event"]
+        daemon.signal(signal.SIGTERM)
         code = daemon.wait(10)
-        daemon.stderr.close()
-    assert events[-1] == "refreshed", events
+    finally:
+        daemon.close()
+    assert outcome == "refreshed", daemon.seen
     assert code == 0
     assert idtoken.decode(token_file.read_text()).claims["sub"] == emulator.service_account_id
 

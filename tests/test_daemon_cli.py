@@ -48,14 +48,15 @@ class Daemon:
         for line in stream:
             self.lines.put(line)
 
-    def wait_event(self, event: str, timeout: float = 30) -> dict[str, Any]:
+    def wait_event(self, *events: str, timeout: float = 30) -> dict[str, Any]:
+        """The next record of one of ``events`` (those before it are in ``seen``)."""
         deadline = time.monotonic() + timeout
         while True:
             line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
             self.raw.append(line)
             record: dict[str, Any] = json.loads(line)
             self.seen.append(record)
-            if record["event"] == event:
+            if record["event"] in events:
                 return record
 
     def signal(self, signum: int) -> None:

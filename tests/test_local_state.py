@@ -33,6 +33,7 @@ from azfed_helper._internal.entra.provider import TokenProvider
 from azfed_helper._internal.errors import UsageError
 
 from .conftest import REPO, cli_env, make_jwt, run_cli
+from .test_daemon_cli import Daemon
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root to play a second user")
@@ -367,25 +368,12 @@ def test_daemon_warns_once_at_start_about_a_shared_directory(emulator: Any, tmp_
     done = run_cli("daemon", "--once", "--token-file", str(directory / "token"), env=emulator.env())
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr  # --once is `write`, which timers run: it stays quiet
-    args = ["--log-format", "json", "--token-file", str(directory / "token")]
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "azfed_helper", "daemon", *args],
-        env=cli_env(emulator.env()),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert daemon.stderr is not None
-    records = []
+    daemon = Daemon(emulator, "--token-file", str(directory / "token"))
     try:
-        for line in daemon.stderr:
-            records.append(json.loads(line))
-            if records[-1]["event"] in ("kept", "refreshed"):
-                break
+        daemon.wait_event("kept", "refreshed")
     finally:
-        daemon.terminate()
-        daemon.wait(10)
-        daemon.stderr.close()
-    warnings = [r for r in records if r["event"] == "shared_directory"]
+        daemon.close()
+    warnings = [r for r in daemon.seen if r["event"] == "shared_directory"]
     assert len(warnings) == 1 and warnings[0]["level"] == "warning"
     assert "can be written by other users" in warnings[0]["message"]
 
@@ -401,25 +389,18 @@ def sticky_dir() -> Iterator[Path]:
         subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
-def pyz_for_nobody(directory: Path) -> tuple[str, Path]:
-    """The interpreter the test .pyz was built for, and a copy of the .pyz that any user can
-    run, in ``directory`` (made 1777, like /tmp)."""
-    import re
-    import zipfile
-
+def pyz_for_nobody(directory: Path) -> Path:
+    """A copy of the test .pyz that any user can run (its header starts the interpreter it was
+    built for), in ``directory`` (made 1777, like /tmp)."""
     from . import dist_artefacts
 
     built = dist_artefacts.pyz()
-    with zipfile.ZipFile(built) as archive:
-        start = archive.read("_azfed_pyz.py").decode()
-    python = re.search(r'^PYTHON = "([^"]+)"', start, re.MULTILINE)
-    assert python, "the .pyz names no interpreter"
     directory.mkdir(mode=0o755)
     directory.chmod(0o1777)
     copy = directory / built.name
     copy.write_bytes(built.read_bytes())
     copy.chmod(0o755)
-    return python.group(1), copy
+    return copy
 
 
 @needs_root
@@ -438,8 +419,8 @@ def test_another_users_file_in_a_sticky_directory_is_a_clear_error(
     if subprocess.run(reach, env=env, capture_output=True, timeout=60, check=False).returncode:
         # The checkout is private (CI clones under a 0700 directory): nobody runs a copy of
         # the single-file build instead, which unpacks its heavy part into a place of its own.
-        python, copy = pyz_for_nobody(sticky_dir.with_name(sticky_dir.name + "-pyz"))
-        program = [python, str(copy)]
+        copy = pyz_for_nobody(sticky_dir.with_name(sticky_dir.name + "-pyz"))
+        program = [str(copy)]
         env["AZFED_PYZ_CACHE"] = str(copy.parent)
     done = subprocess.run(
         [*as_nobody, *program, "write", "--token-file", str(token_file)],
